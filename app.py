@@ -1,0 +1,1291 @@
+"""Movie cinema booking API: the application factory and every route."""
+
+import logging
+import os
+import secrets
+import uuid
+from datetime import datetime, timedelta, timezone
+from http import HTTPStatus
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import click
+from apispec.ext.marshmallow import MarshmallowPlugin
+from dotenv import load_dotenv
+from flask import Flask, current_app, jsonify, request, url_for
+from flask_jwt_extended import (
+    JWTManager,
+    create_access_token,
+    create_refresh_token,
+    current_user,
+    get_jwt,
+    jwt_required,
+)
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_smorest import Api, Blueprint, abort
+from sqlalchemy import event, func, insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+import schemas as s
+from emails import send_booking_confirmation
+from models import (
+    CANCELLED,
+    CONFIRMED,
+    Movie,
+    Reservation,
+    RevokedToken,
+    Seat,
+    Showtime,
+    User,
+    db,
+    reservation_seats,
+    seat_sort_key,
+    utcnow,
+)
+
+log = logging.getLogger("cinema")
+
+# ---- configuration ----------------------------------------------------------------
+
+DEFAULTS = {
+    "SQLALCHEMY_DATABASE_URI": None,  # instance/cinema.db unless DATABASE_URL is set
+    "JWT_SECRET_KEY": None,  # generated and kept in the instance folder when unset
+    "JWT_ACCESS_TOKEN_EXPIRES": timedelta(hours=1),
+    "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=30),
+    "JWT_TOKEN_LOCATION": ["headers"],
+    "CINEMA_TIMEZONE": "UTC",
+    "SEAT_PRICE": 10,
+    "CLEANING_MINUTES": 15,
+    "MAX_SEATS_PER_RESERVATION": 10,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "LOGIN_RATE_LIMIT": "10 per minute",
+    "REGISTER_RATE_LIMIT": "20 per hour",
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_HEADERS_ENABLED": True,
+    "PASSWORD_HASH_METHOD": "scrypt",
+    "ADMIN_USERNAME": None,
+    "ADMIN_EMAIL": None,
+    "ADMIN_PASSWORD": None,
+    "RESEND_API_KEY": None,
+    "RESEND_FROM": "Cinema <onboarding@resend.dev>",
+    # OpenAPI, read by flask-smorest.
+    "API_TITLE": "Movie Cinema Booking API",
+    "API_VERSION": "1.0.0",
+    "OPENAPI_VERSION": "3.0.3",
+}
+
+# Environment variable -> (config key, parser). Read after DEFAULTS, before `config`.
+ENVIRONMENT = {
+    "DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", str),
+    "JWT_SECRET_KEY": ("JWT_SECRET_KEY", str),
+    "JWT_ACCESS_TOKEN_EXPIRES": ("JWT_ACCESS_TOKEN_EXPIRES", lambda v: timedelta(seconds=int(v))),
+    "JWT_REFRESH_TOKEN_EXPIRES": ("JWT_REFRESH_TOKEN_EXPIRES", lambda v: timedelta(seconds=int(v))),
+    "CINEMA_TIMEZONE": ("CINEMA_TIMEZONE", str),
+    "SEAT_PRICE": ("SEAT_PRICE", float),
+    "CLEANING_MINUTES": ("CLEANING_MINUTES", int),
+    "MAX_SEATS_PER_RESERVATION": ("MAX_SEATS_PER_RESERVATION", int),
+    "MAX_CONTENT_LENGTH": ("MAX_CONTENT_LENGTH", int),
+    "LOGIN_RATE_LIMIT": ("LOGIN_RATE_LIMIT", str),
+    "REGISTER_RATE_LIMIT": ("REGISTER_RATE_LIMIT", str),
+    "RATELIMIT_STORAGE_URI": ("RATELIMIT_STORAGE_URI", str),
+    "RATELIMIT_ENABLED": ("RATELIMIT_ENABLED", lambda v: v.lower() in ("1", "true", "yes")),
+    "ADMIN_USERNAME": ("ADMIN_USERNAME", str),
+    "ADMIN_EMAIL": ("ADMIN_EMAIL", str),
+    "ADMIN_PASSWORD": ("ADMIN_PASSWORD", str),
+    "RESEND_API_KEY": ("RESEND_API_KEY", str),
+    "RESEND_FROM": ("RESEND_FROM", str),
+}
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# POST endpoints that only read the database (no write lock needed on SQLite).
+READ_ONLY_POSTS = frozenset({"auth.login", "auth.refresh"})
+# Endpoints that take a body other than JSON.
+NON_JSON_ENDPOINTS = frozenset()
+
+
+def settings_from_environment() -> dict:
+    settings = {}
+    for variable, (key, parse) in ENVIRONMENT.items():
+        value = os.environ.get(variable)
+        if value not in (None, ""):
+            try:
+                settings[key] = parse(value)
+            except ValueError:
+                raise RuntimeError(f"{variable}={value!r} is not valid") from None
+    return settings
+
+
+# ---- extensions -------------------------------------------------------------------
+
+
+class JsonErrorApi(Api):
+    """flask-smorest's Api, with every HTTP error in the contract's shape."""
+
+    def handle_http_exception(self, error):
+        return http_error(error)
+
+
+class ValidationParser(FlaskParser):
+    # The contract says 400 for validation failures (webargs defaults to 422).
+    DEFAULT_VALIDATION_STATUS = 400
+
+
+class ApiBlueprint(Blueprint):
+    ARGUMENTS_PARSER = ValidationParser()
+
+
+def schema_name(schema):
+    """OpenAPI component names: "Movie", "MoviePartial", ... one per schema variant."""
+    cls = schema if isinstance(schema, type) else type(schema)
+    name = cls.__name__.removesuffix("Schema")
+    if not isinstance(schema, type):
+        if schema.partial:
+            name += "Partial"
+        if schema.only:
+            name += "Brief"
+    return name
+
+
+api = JsonErrorApi(spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=schema_name)})
+jwt = JWTManager()
+limiter = Limiter(key_func=get_remote_address)
+
+auth_blp = ApiBlueprint("auth", __name__, description="Accounts and tokens")
+users_blp = ApiBlueprint("users", __name__, description="Users (admin)")
+movies_blp = ApiBlueprint("movies", __name__, description="The movie catalogue")
+showtimes_blp = ApiBlueprint("showtimes", __name__, description="Showtimes and seat maps")
+seats_blp = ApiBlueprint("seats", __name__, description="Seat layouts (admin)")
+reservations_blp = ApiBlueprint("reservations", __name__, description="Bookings")
+admin_blp = ApiBlueprint("admin", __name__, description="Reports (admin)")
+health_blp = ApiBlueprint("health", __name__, description="Liveness")
+BLUEPRINTS = (
+    auth_blp,
+    users_blp,
+    movies_blp,
+    showtimes_blp,
+    seats_blp,
+    reservations_blp,
+    admin_blp,
+    health_blp,
+)
+
+
+def create_app(config=None):
+    """Build the app: defaults, then the environment (and .env), then ``config``."""
+    load_dotenv()
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_mapping(settings_from_environment())
+    if config:
+        app.config.from_mapping(config)
+    app.json.sort_keys = False  # keep "status", "error", "message" in that order
+    os.makedirs(app.instance_path, exist_ok=True)
+    configure(app)
+
+    db.init_app(app)
+    jwt.init_app(app)
+    limiter.init_app(app)
+    api.init_app(app)
+    for blueprint in BLUEPRINTS:
+        api.register_blueprint(blueprint)
+    register_error_handlers(app)
+    register_jwt_callbacks()
+    app.before_request(refuse_non_json_bodies)
+    app.cli.add_command(create_admin_command)
+
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            configure_sqlite(db.engine)
+        db.create_all()
+        bootstrap_admin()
+    return app
+
+
+def configure(app):
+    """Derive the settings that depend on others."""
+    config = app.config
+    if not config["SQLALCHEMY_DATABASE_URI"]:
+        config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(
+            app.instance_path, "cinema.db"
+        )
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # Concurrent writers wait for the lock (up to 30 s) instead of failing.
+        options = config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+        options.setdefault("connect_args", {}).setdefault("timeout", 30)
+    try:
+        config["CINEMA_TZ"] = ZoneInfo(config["CINEMA_TIMEZONE"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RuntimeError(f"CINEMA_TIMEZONE={config['CINEMA_TIMEZONE']!r} is unknown") from None
+    config["SEAT_PRICE_CENTS"] = round(float(config["SEAT_PRICE"]) * 100)
+    if not config["JWT_SECRET_KEY"]:
+        config["JWT_SECRET_KEY"] = instance_secret(app)
+
+
+def instance_secret(app) -> str:
+    """A random signing key kept in the instance folder, so tokens survive restarts."""
+    path = os.path.join(app.instance_path, "jwt-secret.key")
+    try:
+        with open(path) as file:
+            key = file.read().strip()
+        if len(key) >= 43:
+            return key
+    except FileNotFoundError:
+        pass
+    key = secrets.token_urlsafe(48)  # 48 random bytes
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(key)
+    app.logger.warning(
+        "JWT_SECRET_KEY is not set: using a generated key from %s. "
+        "Set JWT_SECRET_KEY in production.",
+        path,
+    )
+    return key
+
+
+def configure_sqlite(engine):
+    """WAL, foreign keys, and write transactions that take the write lock up front.
+
+    A deferred transaction that reads and then writes can fail at once with
+    "database is locked" when another writer got in between; BEGIN IMMEDIATE
+    makes writers queue (for the busy timeout) instead.
+    """
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, connection_record):
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+        # SQLite's own lower() only folds ASCII; Python's folds every script,
+        # so case-insensitive search works for "Amélie" too.
+        dbapi_connection.create_function("lower", 1, python_lower, deterministic=True)
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if request_writes() else "BEGIN")
+
+
+def python_lower(value):
+    return value.lower() if isinstance(value, str) else value
+
+
+def request_writes() -> bool:
+    from flask import has_request_context
+
+    if not has_request_context():
+        return True  # CLI commands and start-up
+    return request.method in WRITE_METHODS and request.endpoint not in READ_ONLY_POSTS
+
+
+def bootstrap_admin():
+    """Create the ADMIN_* user at start-up when no user of that name exists."""
+    config = current_app.config
+    if not (config["ADMIN_USERNAME"] and config["ADMIN_EMAIL"] and config["ADMIN_PASSWORD"]):
+        return
+    key = config["ADMIN_USERNAME"].lower()
+    if db.session.scalar(select(User.id).where(User.username_key == key)):
+        return
+    db.session.add(
+        User(
+            username=config["ADMIN_USERNAME"],
+            email=config["ADMIN_EMAIL"],
+            password_hash=hash_password(config["ADMIN_PASSWORD"]),
+            is_admin=True,
+        )
+    )
+    try:
+        db.session.commit()
+        log.info("Created admin user %s", config["ADMIN_USERNAME"])
+    except IntegrityError:  # another worker created it first
+        db.session.rollback()
+
+
+@click.command("create-admin")
+@click.option("--username", required=True)
+@click.option("--email", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def create_admin_command(username, email, password):
+    """Create an admin user, or promote the existing user of that name."""
+    from marshmallow import ValidationError
+
+    user = db.session.scalar(select(User).where(User.username_key == username.lower()))
+    if user:
+        user.is_admin = True
+        db.session.commit()
+        click.echo(f"Promoted {user.username} (id {user.id}) to admin.")
+        return
+    try:
+        data = s.RegisterSchema().load(
+            {"username": username, "email": email, "password": password}
+        )
+    except ValidationError as error:
+        raise click.ClickException(f"Invalid input: {error.messages}") from None
+    user = User(**{**data, "password": None}, is_admin=True)
+    user.password_hash = hash_password(data["password"])
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        raise click.ClickException("That email is already registered.") from None
+    click.echo(f"Created admin {user.username} (id {user.id}).")
+
+
+# ---- errors -----------------------------------------------------------------------
+
+
+def error_body(status: int, message: str, **extra) -> dict:
+    return {"status": status, "error": HTTPStatus(status).phrase, "message": message, **extra}
+
+
+def error_response(status: int, message: str, headers=None, **extra):
+    response = jsonify(error_body(status, message, **extra))
+    response.status_code = status
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def flatten_validation_messages(messages) -> dict:
+    """webargs groups errors by location ({"json": {...}}); clients want fields."""
+    errors = {}
+    for location, detail in messages.items():
+        if isinstance(detail, dict):
+            errors.update(detail)
+        else:
+            errors.setdefault("_schema", []).extend(detail)
+    return errors
+
+
+def http_error(error: HTTPException):
+    data = getattr(error, "data", None) or {}
+    extra, headers = {}, dict(data.get("headers") or {})
+    message = data.get("message") or error.description
+    if "messages" in data:  # a webargs validation error
+        errors = flatten_validation_messages(data["messages"])
+        if errors.get("_schema") == ["Invalid JSON body."] and len(errors) == 1:
+            message = "The request body is not valid JSON."
+        else:
+            message = "The request has invalid fields: " + ", ".join(sorted(errors)) + "."
+        extra["errors"] = errors
+    elif "errors" in data:
+        extra["errors"] = data["errors"]
+    if error.code == 404 and not data.get("message") and request.url_rule is None:
+        message = f"Nothing here: {request.method} {request.path} is not a route of this API."
+    if error.code == 405 and getattr(error, "valid_methods", None):
+        headers["Allow"] = ", ".join(error.valid_methods)
+    if error.code == 500:
+        original = getattr(error, "original_exception", None)
+        return internal_error(original or error)
+    return error_response(error.code or 500, message, headers, **extra)
+
+
+def internal_error(exception):
+    error_id = uuid.uuid4().hex[:12]
+    log.error("Unhandled error %s", error_id, exc_info=exception)
+    db.session.rollback()
+    return error_response(
+        500, f"Something went wrong on our side (error id {error_id}).", error_id=error_id
+    )
+
+
+def register_error_handlers(app):
+    @app.errorhandler(IntegrityError)
+    def integrity_error(error):
+        # A uniqueness or reference rule enforced by the database was hit,
+        # typically by two requests racing: report it, never a 500.
+        db.session.rollback()
+        log.info("Integrity error: %s", error.orig)
+        return error_response(409, "The request conflicts with data that already exists.")
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(error):
+        db.session.rollback()
+        log.warning("Database error: %s", error.orig)
+        return error_response(
+            503, "The database is busy or unreachable; try again.", {"Retry-After": "1"}
+        )
+
+    @app.errorhandler(InternalServerError)
+    def server_error(error):
+        return internal_error(getattr(error, "original_exception", None) or error)
+
+
+def refuse_non_json_bodies():
+    """A JSON endpoint given a body of another type answers 415."""
+    if request.method not in WRITE_METHODS or request.endpoint in NON_JSON_ENDPOINTS:
+        return None
+    has_body = (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding")
+    if has_body and not request.is_json:
+        return error_response(415, "Send the body as JSON (Content-Type: application/json).")
+    return None
+
+
+def register_jwt_callbacks():
+    def unauthorized(message):
+        return error_response(401, message, {"WWW-Authenticate": "Bearer"})
+
+    jwt.unauthorized_loader(lambda reason: unauthorized(f"Missing token: {reason}."))
+    jwt.invalid_token_loader(lambda reason: unauthorized(f"Invalid token: {reason}."))
+    jwt.expired_token_loader(lambda header, payload: unauthorized("The token has expired."))
+    jwt.revoked_token_loader(lambda header, payload: unauthorized("The token was revoked."))
+    jwt.needs_fresh_token_loader(lambda header, payload: unauthorized("A fresh token is required."))
+    jwt.token_verification_failed_loader(
+        lambda header, payload: unauthorized("The token's claims are not valid.")
+    )
+    jwt.user_lookup_error_loader(
+        lambda header, payload: unauthorized("The token's user no longer exists.")
+    )
+
+
+@jwt.user_lookup_loader
+def load_user(jwt_header, jwt_payload):
+    try:
+        return db.session.get(User, int(jwt_payload["sub"]))
+    except (TypeError, ValueError):
+        return None
+
+
+@jwt.token_in_blocklist_loader
+def is_token_revoked(jwt_header, jwt_payload):
+    return db.session.get(RevokedToken, jwt_payload["jti"]) is not None
+
+
+def admin_required(view):
+    """jwt_required, plus the admin flag re-checked in the database (not the token)."""
+    from functools import wraps
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_admin:
+            abort(403, message="Admins only.")
+        return view(*args, **kwargs)
+
+    return jwt_required()(wrapper)
+
+
+# ---- helpers ----------------------------------------------------------------------
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+
+
+def page_links(page: int, per_page: int, total: int) -> str:
+    """An RFC 8288 Link header with first, prev, next and last."""
+    last = max(1, -(-total // per_page))
+    targets = {"first": 1, "last": last}
+    if page > 1:
+        targets["prev"] = min(page - 1, last)
+    if page < last:
+        targets["next"] = page + 1
+    base = request.base_url
+    links = []
+    for rel, number in targets.items():
+        query = {**request.args.to_dict(), "page": number, "per_page": per_page}
+        links.append(f'<{base}?{urlencode(query)}>; rel="{rel}"')
+    return ", ".join(links)
+
+
+def paginate(statement, args, scalars=True):
+    """Run one page of ``statement``; return (rows, headers) with X-Total-Count and Link."""
+    page, per_page = args["page"], args["per_page"]
+    total = db.session.scalar(
+        select(func.count()).select_from(statement.order_by(None).subquery())
+    )
+    result = db.session.execute(statement.limit(per_page).offset((page - 1) * per_page))
+    rows = result.scalars().all() if scalars else result.all()
+    headers = {"X-Total-Count": str(total), "Link": page_links(page, per_page, total)}
+    return rows, headers
+
+
+def created(body, endpoint, **values):
+    return body, 201, {"Location": url_for(endpoint, **values)}
+
+
+def get_movie_or_404(movie_id: int) -> Movie:
+    movie = db.session.get(Movie, movie_id)
+    if movie is None or movie.deleted_at is not None:
+        abort(404, message=f"Movie {movie_id} not found.")
+    return movie
+
+
+def get_showtime_or_404(showtime_id: int) -> Showtime:
+    showtime = db.session.get(Showtime, showtime_id)
+    if showtime is None or showtime.deleted_at is not None:
+        abort(404, message=f"Showtime {showtime_id} not found.")
+    return showtime
+
+
+# Seat counts per showtime as correlated subqueries: one statement for any list.
+def seats_total_column():
+    return (
+        select(func.count(Seat.id))
+        .where(Seat.showtime_id == Showtime.id)
+        .correlate(Showtime)
+        .scalar_subquery()
+    )
+
+
+def seats_available_column():
+    return (
+        select(func.count(Seat.id))
+        .where(Seat.showtime_id == Showtime.id, Seat.reservation_id.is_(None))
+        .correlate(Showtime)
+        .scalar_subquery()
+    )
+
+
+def showtimes_query():
+    """Active showtimes of active movies, with title and seat counts, by start time."""
+    return (
+        select(
+            Showtime,
+            Movie.title,
+            seats_total_column().label("seats_total"),
+            seats_available_column().label("seats_available"),
+        )
+        .join(Showtime.movie)
+        .where(Showtime.deleted_at.is_(None), Movie.deleted_at.is_(None))
+        .order_by(Showtime.start_time, Showtime.id)
+    )
+
+
+def showtime_body(showtime, movie_title, seats_total, seats_available) -> dict:
+    return {
+        "id": showtime.id,
+        "movie_id": showtime.movie_id,
+        "movie_title": movie_title,
+        "start_time": showtime.start_time,
+        "end_time": showtime.end_time,
+        "hall": showtime.hall,
+        "price": showtime.price_cents,
+        "seats_total": seats_total,
+        "seats_available": seats_available,
+    }
+
+
+def showtime_with_counts(showtime_id: int) -> dict:
+    row = db.session.execute(showtimes_query().where(Showtime.id == showtime_id)).first()
+    if row is None:
+        abort(404, message=f"Showtime {showtime_id} not found.")
+    return showtime_body(*row)
+
+
+def filter_showtimes(statement, args):
+    """Apply ?date=, ?from=, ?to= and ?movie_id= to a showtime query."""
+    if args.get("date"):
+        day_start, day_end = s.local_day_bounds(args["date"])
+        statement = statement.where(Showtime.start_time >= day_start, Showtime.start_time < day_end)
+    if args.get("from_"):
+        statement = statement.where(Showtime.start_time >= args["from_"])
+    if args.get("to"):
+        statement = statement.where(Showtime.start_time <= args["to"])
+    if args.get("movie_id"):
+        statement = statement.where(Showtime.movie_id == args["movie_id"])
+    return statement
+
+
+def hall_end_time(movie: Movie, start: datetime) -> datetime:
+    minutes = (movie.duration_minutes or 120) + current_app.config["CLEANING_MINUTES"]
+    return start + timedelta(minutes=minutes)
+
+
+def check_hall_free(hall: str, start: datetime, end: datetime, ignore_id=None):
+    """409 when another showtime occupies ``hall`` between ``start`` and ``end``."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        # Serialise schedulers of the same hall so two overlapping inserts cannot race.
+        db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:hall))"), {"hall": hall})
+    statement = (
+        select(Showtime.id, Showtime.start_time)
+        .where(
+            Showtime.hall == hall,
+            Showtime.deleted_at.is_(None),
+            Showtime.start_time < end,
+            Showtime.end_time > start,
+        )
+        .limit(1)
+    )
+    if ignore_id is not None:
+        statement = statement.where(Showtime.id != ignore_id)
+    clash = db.session.execute(statement).first()
+    if clash:
+        when = clash.start_time.astimezone(current_app.config["CINEMA_TZ"]).isoformat()
+        abort(409, message=f"Hall {hall!r} is taken by showtime {clash.id} starting {when}.")
+
+
+def has_confirmed_reservations(*conditions) -> bool:
+    statement = (
+        select(Reservation.id)
+        .join(Reservation.showtime)
+        .where(Reservation.status == CONFIRMED, *conditions)
+        .limit(1)
+    )
+    return db.session.scalar(statement) is not None
+
+
+def json_body_required(data):
+    if not data:
+        abort(400, message="The request body must be a JSON object with at least one field.")
+
+
+# ---- auth -------------------------------------------------------------------------
+
+
+def login_limit():
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def register_limit():
+    return current_app.config["REGISTER_RATE_LIMIT"]
+
+
+@auth_blp.route("/register", methods=["POST"])
+@limiter.limit(register_limit)
+@auth_blp.arguments(s.RegisterSchema)
+@auth_blp.response(201, s.RegisterResponseSchema)
+@auth_blp.alt_response(409, description="Username or email already taken")
+def register(data):
+    """Create an account."""
+    username_key, email = data["username"].lower(), data["email"].lower()
+    password_hash = hash_password(data["password"])  # before the transaction starts
+    taken = db.session.execute(
+        select(User.username_key, User.email).where(
+            or_(User.username_key == username_key, User.email == email)
+        )
+    ).first()
+    if taken:
+        what = "username" if taken.username_key == username_key else "email"
+        abort(409, message=f"That {what} is already registered.")
+    user = User(username=data["username"], email=email, password_hash=password_hash)
+    db.session.add(user)
+    db.session.commit()
+    return created(
+        {"message": "User registered successfully", "user": user}, "users.get_me"
+    )
+
+
+@auth_blp.route("/login", methods=["POST"])
+@limiter.limit(login_limit)
+@auth_blp.arguments(s.LoginSchema)
+@auth_blp.response(200, s.TokenResponseSchema)
+@auth_blp.alt_response(401, description="Unknown user or wrong password")
+def login(data):
+    """Exchange a username (or email) and password for tokens."""
+    key = data["username"].strip().lower()
+    user = db.session.scalar(select(User).where(or_(User.username_key == key, User.email == key)))
+    if user is None or not check_password_hash(user.password_hash, data["password"]):
+        abort(401, message="Wrong username or password.")
+    claims = {"is_admin": user.is_admin}
+    return {
+        "access_token": create_access_token(identity=str(user.id), additional_claims=claims),
+        "refresh_token": create_refresh_token(identity=str(user.id), additional_claims=claims),
+        "user": user,
+    }
+
+
+@auth_blp.route("/refresh", methods=["POST"])
+@jwt_required(refresh=True)
+@auth_blp.response(200, s.AccessTokenSchema)
+def refresh():
+    """Exchange a refresh token for a new access token."""
+    claims = {"is_admin": current_user.is_admin}
+    return {"access_token": create_access_token(identity=str(current_user.id), additional_claims=claims)}
+
+
+@auth_blp.route("/logout", methods=["POST"])
+@jwt_required(verify_type=False)
+@auth_blp.response(200, s.MessageSchema)
+def logout():
+    """Revoke the token that made this request."""
+    token = get_jwt()
+    expires = datetime.fromtimestamp(token["exp"], timezone.utc)
+    db.session.add(RevokedToken(jti=token["jti"], expires_at=expires))
+    # Forget tokens that have expired anyway, so the table stays small.
+    db.session.execute(db.delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
+    db.session.commit()
+    return {"message": "Token revoked"}
+
+
+@users_blp.route("/me", methods=["GET"])
+@jwt_required()
+@users_blp.response(200, s.UserSchema)
+def get_me():
+    """Your own profile."""
+    return current_user
+
+
+@users_blp.route("/users", methods=["GET"])
+@admin_required
+@users_blp.arguments(s.UsersQuerySchema, location="query")
+@users_blp.response(200, s.UserSchema(many=True))
+def list_users(args):
+    """Every user, by id (admins)."""
+    return paginate(select(User).order_by(User.id), args)
+
+
+@users_blp.route("/users/promote/<int:user_id>", methods=["POST"])
+@admin_required
+@users_blp.response(200, s.PromoteResponseSchema)
+def promote_user(user_id):
+    """Make a user an admin (idempotent)."""
+    user = db.get_or_404(User, user_id, description=f"User {user_id} not found.")
+    user.is_admin = True
+    db.session.commit()
+    return {"message": "User promoted to admin successfully", "user": user}
+
+
+# ---- movies -----------------------------------------------------------------------
+
+
+@movies_blp.route("/movies", methods=["POST"])
+@admin_required
+@movies_blp.arguments(s.MovieSchema)
+@movies_blp.response(201, s.MovieSchema)
+def create_movie(data):
+    """Add a movie to the catalogue."""
+    movie = Movie(**data)
+    db.session.add(movie)
+    db.session.commit()
+    return created(movie, "movies.get_movie", movie_id=movie.id)
+
+
+@movies_blp.route("/movies", methods=["GET"])
+@jwt_required()
+@movies_blp.arguments(s.MoviesQuerySchema, location="query")
+@movies_blp.response(200, s.MovieSchema(many=True))
+def list_movies(args):
+    """The catalogue, by title; ``?genre=`` filters (case-insensitive)."""
+    statement = select(Movie).where(Movie.deleted_at.is_(None)).order_by(Movie.title, Movie.id)
+    if args.get("genre"):
+        statement = statement.where(func.lower(Movie.genre) == args["genre"].lower())
+    return paginate(statement, args)
+
+
+@movies_blp.route("/movies/search", methods=["GET"])
+@jwt_required()
+@movies_blp.arguments(s.MovieSearchQuerySchema, location="query")
+@movies_blp.response(200, s.MovieSchema(many=True))
+def search_movies(args):
+    """Case-insensitive substring search on title and/or genre, or ``q`` for either."""
+    statement = select(Movie).where(Movie.deleted_at.is_(None)).order_by(Movie.title, Movie.id)
+    if args.get("title"):
+        statement = statement.where(Movie.title.icontains(args["title"], autoescape=True))
+    if args.get("genre"):
+        statement = statement.where(Movie.genre.icontains(args["genre"], autoescape=True))
+    if args.get("q"):
+        statement = statement.where(
+            or_(
+                Movie.title.icontains(args["q"], autoescape=True),
+                Movie.genre.icontains(args["q"], autoescape=True),
+            )
+        )
+    return paginate(statement, args)
+
+
+@movies_blp.route("/movies/<int:movie_id>", methods=["GET"])
+@jwt_required()
+@movies_blp.response(200, s.MovieDetailSchema)
+def get_movie(movie_id):
+    """One movie with its upcoming showtimes."""
+    movie = get_movie_or_404(movie_id)
+    rows = db.session.execute(
+        showtimes_query().where(Showtime.movie_id == movie_id, Showtime.start_time >= utcnow())
+    ).all()
+    return {
+        **{name: getattr(movie, name) for name in s.MovieSchema().fields},
+        "showtimes": [showtime_body(*row) for row in rows],
+    }
+
+
+@movies_blp.route("/movies/<int:movie_id>", methods=["PUT"])
+@admin_required
+@movies_blp.arguments(s.MovieSchema(partial=True))
+@movies_blp.response(200, s.MovieSchema)
+def update_movie(data, movie_id):
+    """Change a movie; send only the fields that change."""
+    json_body_required(data)
+    movie = get_movie_or_404(movie_id)
+    duration_changed = "duration_minutes" in data and data["duration_minutes"] != movie.duration_minutes
+    for name, value in data.items():
+        setattr(movie, name, value)
+    if duration_changed:
+        # The hall stays busy for the new length: recompute and re-check upcoming showtimes.
+        upcoming = db.session.scalars(
+            select(Showtime).where(
+                Showtime.movie_id == movie.id,
+                Showtime.deleted_at.is_(None),
+                Showtime.start_time >= utcnow(),
+            )
+        ).all()
+        for showtime in upcoming:
+            showtime.end_time = hall_end_time(movie, showtime.start_time)
+            check_hall_free(showtime.hall, showtime.start_time, showtime.end_time, showtime.id)
+    db.session.commit()
+    return movie
+
+
+@movies_blp.route("/movies/<int:movie_id>", methods=["DELETE"])
+@admin_required
+@movies_blp.response(200, s.MessageSchema)
+@movies_blp.alt_response(409, description="Upcoming showtimes have bookings")
+def delete_movie(movie_id):
+    """Archive a movie and its showtimes; refused while upcoming showtimes are booked."""
+    movie = get_movie_or_404(movie_id)
+    if has_confirmed_reservations(Showtime.movie_id == movie.id, Showtime.start_time > utcnow()):
+        abort(
+            409,
+            message=f"Movie {movie_id} has upcoming showtimes with bookings; cancel them first.",
+        )
+    now = utcnow()
+    movie.deleted_at = now
+    db.session.execute(
+        update(Showtime)
+        .where(Showtime.movie_id == movie.id, Showtime.deleted_at.is_(None))
+        .values(deleted_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return {"message": f"Movie {movie_id} deleted"}
+
+
+# ---- showtimes --------------------------------------------------------------------
+
+
+@showtimes_blp.route("/showtimes", methods=["POST"])
+@admin_required
+@showtimes_blp.arguments(s.ShowtimeCreateSchema)
+@showtimes_blp.response(201, s.ShowtimeSchema)
+@showtimes_blp.alt_response(409, description="The hall is taken at that time")
+def create_showtime(data):
+    """Schedule a movie in a hall."""
+    movie = get_movie_or_404(data["movie_id"])
+    if data["start_time"] <= utcnow():
+        abort(400, message="start_time must be in the future.", errors={"start_time": ["Must be in the future."]})
+    hall = data["hall"].strip()
+    end = hall_end_time(movie, data["start_time"])
+    check_hall_free(hall, data["start_time"], end)
+    showtime = Showtime(
+        movie=movie,
+        start_time=data["start_time"],
+        end_time=end,
+        hall=hall,
+        price_cents=data.get("price", current_app.config["SEAT_PRICE_CENTS"]),
+    )
+    db.session.add(showtime)
+    db.session.commit()
+    return created(showtime_body(showtime, movie.title, 0, 0), "showtimes.get_showtime", showtime_id=showtime.id)
+
+
+@showtimes_blp.route("/showtimes", methods=["GET"])
+@jwt_required()
+@showtimes_blp.arguments(s.ShowtimeRangeQuerySchema, location="query")
+@showtimes_blp.response(200, s.ShowtimeSchema(many=True))
+def list_showtimes(args):
+    """Upcoming showtimes (or those in ?date= / ?from= / ?to=), by start time."""
+    statement = filter_showtimes(showtimes_query(), args)
+    if not (args.get("date") or args.get("from_")):
+        statement = statement.where(Showtime.start_time >= utcnow())
+    rows, headers = paginate(statement, args, scalars=False)
+    return [showtime_body(*row) for row in rows], headers
+
+
+@showtimes_blp.route("/showtimes/search", methods=["GET"])
+@jwt_required()
+@showtimes_blp.arguments(s.ShowtimeSearchQuerySchema, location="query")
+@showtimes_blp.response(200, s.ShowtimeSchema(many=True))
+def search_showtimes(args):
+    """Showtimes on a local date (?date=YYYY-MM-DD) or between ?from= and ?to=."""
+    rows, headers = paginate(filter_showtimes(showtimes_query(), args), args, scalars=False)
+    return [showtime_body(*row) for row in rows], headers
+
+
+@showtimes_blp.route("/showtimes/<int:showtime_id>", methods=["GET"])
+@jwt_required()
+@showtimes_blp.response(200, s.ShowtimeSchema)
+def get_showtime(showtime_id):
+    """One showtime with its seat counts."""
+    return showtime_with_counts(showtime_id)
+
+
+@showtimes_blp.route("/showtimes/<int:showtime_id>", methods=["PUT"])
+@admin_required
+@showtimes_blp.arguments(s.ShowtimeUpdateSchema)
+@showtimes_blp.response(200, s.ShowtimeSchema)
+@showtimes_blp.alt_response(409, description="Booked, or the hall is taken")
+def update_showtime(data, showtime_id):
+    """Move a showtime, change its hall, movie or price; refused once it is booked."""
+    json_body_required(data)
+    showtime = get_showtime_or_404(showtime_id)
+    if has_confirmed_reservations(Reservation.showtime_id == showtime.id):
+        abort(409, message=f"Showtime {showtime_id} has bookings; it cannot change.")
+    movie = get_movie_or_404(data["movie_id"]) if "movie_id" in data else showtime.movie
+    start = data.get("start_time", showtime.start_time)
+    if "start_time" in data and start <= utcnow():
+        abort(400, message="start_time must be in the future.", errors={"start_time": ["Must be in the future."]})
+    hall = data.get("hall", showtime.hall).strip()
+    end = hall_end_time(movie, start)
+    check_hall_free(hall, start, end, ignore_id=showtime.id)
+    showtime.movie, showtime.start_time, showtime.end_time, showtime.hall = movie, start, end, hall
+    if "price" in data:
+        showtime.price_cents = data["price"]
+    db.session.commit()
+    return showtime_with_counts(showtime.id)
+
+
+@showtimes_blp.route("/showtimes/<int:showtime_id>", methods=["DELETE"])
+@admin_required
+@showtimes_blp.response(200, s.MessageSchema)
+@showtimes_blp.alt_response(409, description="The showtime has bookings")
+def delete_showtime(showtime_id):
+    """Archive a showtime; refused while it is upcoming and booked."""
+    showtime = get_showtime_or_404(showtime_id)
+    if showtime.start_time > utcnow() and has_confirmed_reservations(
+        Reservation.showtime_id == showtime.id
+    ):
+        abort(409, message=f"Showtime {showtime_id} has bookings; cancel them first.")
+    showtime.deleted_at = utcnow()
+    db.session.commit()
+    return {"message": f"Showtime {showtime_id} deleted"}
+
+
+@showtimes_blp.route("/showtimes/<int:showtime_id>/seats", methods=["GET"])
+@jwt_required()
+@showtimes_blp.response(200, s.SeatMapSchema)
+def seat_map(showtime_id):
+    """Every seat of a showtime, row by row in natural order, with its status."""
+    showtime = get_showtime_or_404(showtime_id)
+    seats = db.session.execute(
+        select(Seat.label, Seat.row, Reservation.user_id)
+        .outerjoin(Reservation, Seat.reservation_id == Reservation.id)
+        .where(Seat.showtime_id == showtime_id)
+        .order_by(func.length(Seat.row), Seat.row, Seat.number)
+    ).all()
+    rows, available = [], 0
+    for label, row, holder in seats:
+        if not rows or rows[-1]["row"] != row:
+            rows.append({"row": row, "seats": []})
+        if holder is None:
+            status, available = "available", available + 1
+        else:
+            status = "yours" if holder == current_user.id else "booked"
+        rows[-1]["seats"].append({"label": label, "status": status})
+    return {
+        "showtime_id": showtime.id,
+        "movie_title": showtime.movie.title,
+        "start_time": showtime.start_time,
+        "hall": showtime.hall,
+        "price": showtime.price_cents,
+        "seats_total": len(seats),
+        "seats_available": available,
+        "rows": rows,
+    }
+
+
+# ---- seats ------------------------------------------------------------------------
+
+
+@seats_blp.route("/seats", methods=["POST"])
+@admin_required
+@seats_blp.arguments(s.SeatsCreateSchema)
+@seats_blp.response(201, s.SeatsCreatedSchema)
+@seats_blp.alt_response(409, description="A label already exists (none added)")
+def add_seats(data):
+    """Add seats to a showtime: a list of labels, or rows × seats per row."""
+    showtime = get_showtime_or_404(data["showtime_id"])
+    if "seats" in data:
+        labels = data["seats"]
+    else:
+        labels = [
+            f"{row}{number}"
+            for row in s.parse_rows(data["rows"])
+            for number in range(1, data["seats_per_row"] + 1)
+        ]
+    existing = db.session.scalars(
+        select(Seat.label).where(Seat.showtime_id == showtime.id, Seat.label.in_(labels))
+    ).all()
+    if existing:
+        taken = sorted(existing, key=lambda label: seat_sort_key(split_label(label)))
+        abort(
+            409,
+            message=f"Seats already exist: {', '.join(taken)}. None were added.",
+            errors={"seats": taken},
+        )
+    db.session.execute(
+        insert(Seat),
+        [
+            {"showtime_id": showtime.id, "label": label, "row": seat.row, "number": seat.number}
+            for label in labels
+            for seat in [split_label(label)]
+        ],
+    )
+    db.session.commit()
+    return created(
+        {"message": "Seats added successfully", "seats": labels},
+        "showtimes.seat_map",
+        showtime_id=showtime.id,
+    )
+
+
+def split_label(label: str) -> Seat:
+    match = s.SEAT_LABEL_RE.match(label)
+    return Seat(label=label, row=match.group(1), number=int(match.group(2)))
+
+
+# ---- reservations -----------------------------------------------------------------
+
+
+def reservation_query():
+    from sqlalchemy.orm import joinedload, selectinload
+
+    return select(Reservation).options(
+        joinedload(Reservation.showtime).joinedload(Showtime.movie),
+        selectinload(Reservation.seats),
+    )
+
+
+def get_reservation_or_404(reservation_id: int) -> Reservation:
+    """The reservation, if it is the caller's or the caller is an admin; else 404."""
+    reservation = db.session.scalar(reservation_query().where(Reservation.id == reservation_id))
+    if reservation is None or (
+        reservation.user_id != current_user.id and not current_user.is_admin
+    ):
+        # Same answer whether it does not exist or belongs to someone else.
+        abort(404, message=f"Reservation {reservation_id} not found.")
+    return reservation
+
+
+@reservations_blp.route("/reservations", methods=["POST"])
+@jwt_required()
+@reservations_blp.arguments(s.ReservationCreateSchema)
+@reservations_blp.response(201, s.ReservationCreatedSchema)
+@reservations_blp.alt_response(404, description="Unknown showtime")
+@reservations_blp.alt_response(409, description="A seat is taken, or the showtime started")
+def create_reservation(data):
+    """Book one or more seats: all of them or none."""
+    showtime = get_showtime_or_404(data["showtime_id"])
+    if showtime.start_time <= utcnow():
+        abort(409, message=f"Showtime {showtime.id} has already started.")
+    labels = data["seats"]
+    seat_ids = dict(
+        db.session.execute(
+            select(Seat.label, Seat.id).where(
+                Seat.showtime_id == showtime.id, Seat.label.in_(labels)
+            )
+        ).all()
+    )
+    unknown = [label for label in labels if label not in seat_ids]
+    if unknown:
+        abort(
+            400,
+            message=f"Showtime {showtime.id} has no seats {', '.join(unknown)}.",
+            errors={"seats": [f"Unknown seat: {label}" for label in unknown]},
+        )
+    reservation = Reservation(
+        user_id=current_user.id,
+        showtime_id=showtime.id,
+        status=CONFIRMED,
+        total_cents=showtime.price_cents * len(labels),
+    )
+    db.session.add(reservation)
+    db.session.flush()
+    # The claim itself: only seats that are still free are taken. If fewer rows
+    # changed than were asked for, someone else holds one of them, and the whole
+    # transaction is rolled back.
+    claimed = db.session.execute(
+        update(Seat)
+        .where(Seat.id.in_(seat_ids.values()), Seat.reservation_id.is_(None))
+        .values(reservation_id=reservation.id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != len(labels):
+        db.session.rollback()
+        taken = db.session.scalars(
+            select(Seat.label).where(
+                Seat.id.in_(seat_ids.values()), Seat.reservation_id.is_not(None)
+            )
+        ).all()
+        taken = sorted(taken, key=lambda label: labels.index(label)) or labels
+        abort(
+            409,
+            message=f"Seats {', '.join(taken)} are already booked; nothing was booked.",
+            errors={"seats": taken},
+        )
+    db.session.execute(
+        insert(reservation_seats),
+        [{"reservation_id": reservation.id, "seat_id": seat_id} for seat_id in seat_ids.values()],
+    )
+    db.session.commit()
+    reservation = db.session.scalar(reservation_query().where(Reservation.id == reservation.id))
+    send_booking_confirmation(reservation)
+    return created(
+        {"message": "Reservation confirmed", "reservation": reservation},
+        "reservations.get_reservation",
+        reservation_id=reservation.id,
+    )
+
+
+@reservations_blp.route("/reservations", methods=["GET"])
+@jwt_required()
+@reservations_blp.arguments(s.ReservationsQuerySchema, location="query")
+@reservations_blp.response(200, s.ReservationSchema(many=True))
+def list_reservations(args):
+    """Your reservations, newest first; admins may pass ?all=true."""
+    statement = reservation_query().order_by(Reservation.created_at.desc(), Reservation.id.desc())
+    if args["all"]:
+        if not current_user.is_admin:
+            abort(403, message="Only admins may list every reservation.")
+    else:
+        statement = statement.where(Reservation.user_id == current_user.id)
+    return paginate(statement, args)
+
+
+@reservations_blp.route("/reservations/<int:reservation_id>", methods=["GET"])
+@jwt_required()
+@reservations_blp.response(200, s.ReservationSchema)
+def get_reservation(reservation_id):
+    """One of your reservations."""
+    return get_reservation_or_404(reservation_id)
+
+
+@reservations_blp.route("/reservations/<int:reservation_id>", methods=["DELETE"])
+@jwt_required()
+@reservations_blp.response(200, s.MessageSchema)
+@reservations_blp.alt_response(409, description="Already cancelled, or the showtime started")
+def cancel_reservation(reservation_id):
+    """Cancel your reservation; its seats are free again at once."""
+    reservation = get_reservation_or_404(reservation_id)
+    if reservation.status == CANCELLED:
+        abort(409, message=f"Reservation {reservation_id} is already cancelled.")
+    if reservation.showtime.start_time <= utcnow():
+        abort(409, message="The showtime has started; the reservation can no longer be cancelled.")
+    # Conditional, so that two cancels racing each other cannot both succeed.
+    changed = db.session.execute(
+        update(Reservation)
+        .where(Reservation.id == reservation_id, Reservation.status == CONFIRMED)
+        .values(status=CANCELLED, cancelled_at=utcnow(), updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not changed:
+        db.session.rollback()
+        abort(409, message=f"Reservation {reservation_id} is already cancelled.")
+    db.session.execute(
+        update(Seat)
+        .where(Seat.reservation_id == reservation_id)
+        .values(reservation_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return {"message": "Reservation cancelled successfully"}
+
+
+# ---- admin report -----------------------------------------------------------------
+
+
+@admin_blp.route("/admin/report", methods=["GET"])
+@admin_required
+@admin_blp.arguments(s.ReportQuerySchema, location="query")
+@admin_blp.response(200, s.ReportSchema)
+def admin_report(args):
+    """Bookings, tickets, revenue and utilisation, per showtime and in total."""
+    from sqlalchemy import case
+
+    confirmed = Reservation.status == CONFIRMED
+    per_showtime_bookings = (
+        select(
+            Reservation.showtime_id,
+            func.count(Reservation.id).filter(confirmed).label("confirmed"),
+            func.count(Reservation.id).filter(Reservation.status == CANCELLED).label("cancelled"),
+            func.coalesce(func.sum(case((confirmed, Reservation.total_cents), else_=0)), 0).label("revenue"),
+        )
+        .group_by(Reservation.showtime_id)
+        .subquery()
+    )
+    per_showtime_tickets = (
+        select(Reservation.showtime_id, func.count().label("tickets"))
+        .select_from(reservation_seats)
+        .join(Reservation, Reservation.id == reservation_seats.c.reservation_id)
+        .where(confirmed)
+        .group_by(Reservation.showtime_id)
+        .subquery()
+    )
+    per_showtime_seats = (
+        select(Seat.showtime_id, func.count().label("seats"))
+        .group_by(Seat.showtime_id)
+        .subquery()
+    )
+    statement = (
+        select(
+            Showtime.id,
+            Movie.title,
+            Showtime.start_time,
+            Showtime.hall,
+            func.coalesce(per_showtime_seats.c.seats, 0),
+            func.coalesce(per_showtime_tickets.c.tickets, 0),
+            func.coalesce(per_showtime_bookings.c.confirmed, 0),
+            func.coalesce(per_showtime_bookings.c.cancelled, 0),
+            func.coalesce(per_showtime_bookings.c.revenue, 0),
+        )
+        .join(Showtime.movie)
+        .outerjoin(per_showtime_seats, per_showtime_seats.c.showtime_id == Showtime.id)
+        .outerjoin(per_showtime_tickets, per_showtime_tickets.c.showtime_id == Showtime.id)
+        .outerjoin(per_showtime_bookings, per_showtime_bookings.c.showtime_id == Showtime.id)
+        # Archived showtimes stay in the report while they have booking history.
+        .where(or_(Showtime.deleted_at.is_(None), per_showtime_bookings.c.showtime_id.is_not(None)))
+        .order_by(Showtime.start_time, Showtime.id)
+    )
+    statement = filter_showtimes(statement, args)
+    report = {
+        "total_reservations": 0,
+        "tickets_sold": 0,
+        "revenue_estimate": 0,
+        "cancelled_reservations": 0,
+        "showtimes": [],
+    }
+    for showtime_id, title, start, hall, seats, tickets, confirmed_count, cancelled, revenue in db.session.execute(statement):
+        report["total_reservations"] += confirmed_count
+        report["cancelled_reservations"] += cancelled
+        report["tickets_sold"] += tickets
+        report["revenue_estimate"] += revenue
+        report["showtimes"].append(
+            {
+                "showtime_id": showtime_id,
+                "movie_title": title,
+                "start_time": start,
+                "hall": hall,
+                "seats_total": seats,
+                "seats_booked": tickets,
+                "utilization_percent": round(100 * tickets / seats, 1) if seats else 0.0,
+                "revenue": revenue,
+            }
+        )
+    return report
+
+
+@health_blp.route("/health", methods=["GET"])
+@health_blp.response(200, s.HealthSchema)
+@health_blp.alt_response(503, description="The database is unreachable")
+def health():
+    """Is the API up, and can it reach its database?"""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except OperationalError:
+        db.session.rollback()
+        abort(503, message="The database is unreachable.")
+    return {"status": "ok", "database": "ok"}
+
+
+if __name__ == "__main__":
+    application = create_app()
+    application.run(
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", "5500")),
+        debug=os.environ.get("FLASK_DEBUG") == "1",
+    )

@@ -1,0 +1,210 @@
+"""Database models for the cinema booking API.
+
+Times are stored in UTC and always come back timezone-aware; money is stored in
+integer cents. The rule that matters most, "a seat belongs to at most one active
+reservation", lives in the database: ``Seat.reservation_id`` points at the
+reservation that currently holds the seat, and a booking claims seats with one
+conditional ``UPDATE ... WHERE reservation_id IS NULL`` whose row count is checked
+(see ``app.py``). ``reservation_seats`` keeps every seat a reservation ever had, so
+cancelled bookings keep their history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A datetime stored as naive UTC and always returned as aware UTC.
+
+    SQLite has no time zones, so every value is normalised to UTC on the way in
+    and tagged as UTC on the way out; PostgreSQL behaves the same way.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; attach a time zone")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+# Reservation statuses. "held" is reserved for short seat holds with an expiry.
+CONFIRMED = "confirmed"
+CANCELLED = "cancelled"
+HELD = "held"
+RESERVATION_STATUSES = (CONFIRMED, CANCELLED, HELD)
+
+# How the confirmation email went: not yet tried, sent, failed, or written to the log.
+EMAIL_STATUSES = ("pending", "sent", "failed", "logged")
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(32))
+    # Lower-cased username: makes "John" and "john" the same account.
+    username_key: Mapped[str] = mapped_column(String(32), unique=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    reservations: Mapped[list[Reservation]] = relationship(back_populates="user")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.username_key = self.username.lower()
+        self.email = self.email.lower()
+
+
+class Movie(db.Model):
+    __tablename__ = "movies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200), index=True)
+    genre: Mapped[str] = mapped_column(String(50), index=True)
+    description: Mapped[Optional[str]] = mapped_column(Text)
+    poster_url: Mapped[Optional[str]] = mapped_column(String(500))
+    duration_minutes: Mapped[Optional[int]] = mapped_column(
+        CheckConstraint("duration_minutes BETWEEN 1 AND 600", name="movie_duration_range")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Deleted movies are archived, not erased: reservations keep pointing at them.
+    deleted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    showtimes: Mapped[list[Showtime]] = relationship(back_populates="movie")
+
+
+class Showtime(db.Model):
+    __tablename__ = "showtimes"
+    __table_args__ = (
+        CheckConstraint("price_cents >= 0", name="showtime_price_not_negative"),
+        Index("ix_showtimes_hall_start", "hall", "start_time"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    movie_id: Mapped[int] = mapped_column(ForeignKey("movies.id"), index=True)
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # When the hall is free again: start + duration + cleaning. Stored so that
+    # the overlap check is one indexed query.
+    end_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    hall: Mapped[str] = mapped_column(String(50), default="Main")
+    price_cents: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    movie: Mapped[Movie] = relationship(back_populates="showtimes")
+    seats: Mapped[list[Seat]] = relationship(back_populates="showtime")
+
+
+reservation_seats = Table(
+    "reservation_seats",
+    db.metadata,
+    Column("reservation_id", ForeignKey("reservations.id"), primary_key=True),
+    Column("seat_id", ForeignKey("seats.id"), primary_key=True, index=True),
+)
+
+
+class Seat(db.Model):
+    __tablename__ = "seats"
+    __table_args__ = (
+        UniqueConstraint("showtime_id", "label", name="uq_seat_showtime_label"),
+        CheckConstraint("number >= 1", name="seat_number_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    showtime_id: Mapped[int] = mapped_column(ForeignKey("showtimes.id"))
+    label: Mapped[str] = mapped_column(String(6))
+    # "AA12" is row "AA", number 12: kept apart so seats sort naturally.
+    row: Mapped[str] = mapped_column(String(2))
+    number: Mapped[int]
+    # The active reservation holding this seat, or NULL when the seat is free.
+    reservation_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("reservations.id"), index=True
+    )
+
+    showtime: Mapped[Showtime] = relationship(back_populates="seats")
+
+
+class Reservation(db.Model):
+    __tablename__ = "reservations"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('confirmed', 'cancelled', 'held')", name="reservation_status_known"
+        ),
+        CheckConstraint("total_cents >= 0", name="reservation_total_not_negative"),
+        Index("ix_reservations_user_created", "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    showtime_id: Mapped[int] = mapped_column(ForeignKey("showtimes.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=CONFIRMED)
+    total_cents: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    cancelled_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # Only for "held" reservations: when the hold lapses.
+    expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    email_status: Mapped[str] = mapped_column(String(16), default="pending")
+
+    user: Mapped[User] = relationship(back_populates="reservations")
+    showtime: Mapped[Showtime] = relationship()
+    seats: Mapped[list[Seat]] = relationship(secondary=reservation_seats)
+
+    @property
+    def seat_labels(self) -> list[str]:
+        return [seat.label for seat in sorted(self.seats, key=seat_sort_key)]
+
+
+class RevokedToken(db.Model):
+    """A JWT that was logged out; kept until it would have expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+def seat_sort_key(seat: Seat) -> tuple:
+    """Natural seat order: rows A..Z then AA.., and A2 before A10."""
+    return (len(seat.row), seat.row, seat.number)

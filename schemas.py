@@ -1,0 +1,491 @@
+"""Request and response schemas (marshmallow), shared by validation and the OpenAPI spec."""
+
+import re
+from datetime import datetime, time, timezone
+from decimal import Decimal, InvalidOperation
+
+import humanize
+from flask import current_app
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
+# Deliberately simple: something@something.tld, no spaces, one @.
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+SEAT_LABEL_RE = re.compile(r"^([A-Z]{1,2})([1-9][0-9]{0,2})$")
+ROW_RE = re.compile(r"^[A-Z]{1,2}$")
+ROW_RANGE_RE = re.compile(r"^([A-Z])\s*-\s*([A-Z])$")
+
+
+def cinema_tz():
+    return current_app.config["CINEMA_TZ"]
+
+
+def to_utc(value: datetime) -> datetime:
+    """Read a naive datetime as cinema local time; return aware UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=cinema_tz())
+    return value.astimezone(timezone.utc)
+
+
+def local_day_bounds(day):
+    """The UTC instants where a local calendar day starts and the next one starts."""
+    tz = cinema_tz()
+    start = datetime.combine(day, time.min, tzinfo=tz)
+    end = datetime.combine(day.fromordinal(day.toordinal() + 1), time.min, tzinfo=tz)
+    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+
+
+class LocalDateTime(fields.DateTime):
+    """ISO 8601 in and out: naive input is cinema local time, output carries the offset."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return to_utc(super()._deserialize(value, attr, data, **kwargs))
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return value.astimezone(cinema_tz()).isoformat()
+
+
+class Dollars(fields.Field):
+    """Money: integer cents inside, a JSON number of dollars outside."""
+
+    default_error_messages = {
+        "invalid": "Must be a number of dollars, at most two decimal places.",
+        "range": "Must be between 0 and 10000.",
+    }
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return value / 100
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise self.make_error("invalid")
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            raise self.make_error("invalid") from None
+        if not amount.is_finite() or amount != amount.quantize(Decimal("0.01")):
+            raise self.make_error("invalid")
+        if not 0 <= amount <= 10000:
+            raise self.make_error("range")
+        return int(amount * 100)
+
+
+class StrictInteger(fields.Integer):
+    """An integer that refuses booleans, floats and numeric strings."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value):
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+def Id(**kwargs):
+    return StrictInteger(validate=validate.Range(min=1, max=2**31 - 1), **kwargs)
+
+
+def seat_label(value):
+    """Normalise one seat label ("a1" -> "A1") or raise ValidationError."""
+    if not isinstance(value, str):
+        raise ValidationError("Seat labels are strings like 'A1'.")
+    label = value.strip().upper()
+    if not SEAT_LABEL_RE.match(label):
+        raise ValidationError(f"'{value[:20]}' is not a seat label like 'A1' or 'AA12'.")
+    return label
+
+
+class SeatLabel(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        return seat_label(super()._deserialize(value, attr, data, **kwargs))
+
+
+def no_duplicates(labels):
+    seen, duplicates = set(), []
+    for label in labels:
+        if label in seen and label not in duplicates:
+            duplicates.append(label)
+        seen.add(label)
+    if duplicates:
+        raise ValidationError(f"Duplicate seats: {', '.join(duplicates)}.")
+
+
+# ---- users and auth ---------------------------------------------------------------
+
+
+class RegisterSchema(Schema):
+    username = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            USERNAME_RE, error="3 to 32 letters, digits, '_', '.' or '-'."
+        ),
+        metadata={"example": "john_doe"},
+    )
+    email = fields.String(
+        required=True,
+        validate=[
+            validate.Length(max=254),
+            validate.Regexp(EMAIL_RE, error="Not a valid email address."),
+        ],
+        metadata={"example": "john@example.com"},
+    )
+    password = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=8, max=128, error="Between {min} and {max} characters."),
+        metadata={"example": "password123"},
+    )
+
+
+class LoginSchema(Schema):
+    username = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=254),
+        metadata={"description": "Username or email", "example": "john_doe"},
+    )
+    password = fields.String(
+        required=True, load_only=True, validate=validate.Length(min=1, max=128)
+    )
+
+
+class UserSchema(Schema):
+    id = fields.Integer()
+    username = fields.String()
+    email = fields.String()
+    is_admin = fields.Boolean()
+    created_at = LocalDateTime()
+
+
+class LoginUserSchema(Schema):
+    id = fields.Integer()
+    username = fields.String()
+    is_admin = fields.Boolean()
+
+
+class RegisterResponseSchema(Schema):
+    message = fields.String()
+    user = fields.Nested(UserSchema(only=("id", "username", "email", "is_admin")))
+
+
+class TokenResponseSchema(Schema):
+    access_token = fields.String()
+    refresh_token = fields.String()
+    user = fields.Nested(LoginUserSchema)
+
+
+class AccessTokenSchema(Schema):
+    access_token = fields.String()
+
+
+class MessageSchema(Schema):
+    message = fields.String()
+
+
+class PromoteResponseSchema(MessageSchema):
+    user = fields.Nested(UserSchema)
+
+
+# ---- lists ------------------------------------------------------------------------
+
+
+class PageQuerySchema(Schema):
+    page = fields.Integer(
+        load_default=1, validate=validate.Range(min=1, max=1_000_000)
+    )
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class UsersQuerySchema(PageQuerySchema):
+    pass
+
+
+# ---- movies -----------------------------------------------------------------------
+
+
+class MovieSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    title = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={"example": "Inception"},
+    )
+    genre = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=50),
+        metadata={"example": "Sci-Fi"},
+    )
+    description = fields.String(
+        allow_none=True,
+        validate=validate.Length(max=5000),
+        metadata={"example": "A thief who steals corporate secrets..."},
+    )
+    poster_url = fields.String(
+        allow_none=True,
+        validate=[
+            validate.Length(max=500),
+            validate.URL(schemes={"http", "https"}, require_tld=False),
+        ],
+        metadata={"example": "https://res.cloudinary.com/demo/image/upload/inception.jpg"},
+    )
+    duration_minutes = StrictInteger(
+        allow_none=True, validate=validate.Range(min=1, max=600), metadata={"example": 148}
+    )
+    created_at = LocalDateTime(dump_only=True)
+
+    @validates_schema
+    def title_and_genre_not_blank(self, data, **kwargs):
+        for name in ("title", "genre"):
+            if name in data and not data[name].strip():
+                raise ValidationError("Must not be blank.", name)
+
+
+class MovieSearchResultSchema(MovieSchema):
+    pass
+
+
+class MoviesQuerySchema(PageQuerySchema):
+    genre = fields.String(validate=validate.Length(min=1, max=50))
+
+
+class MovieSearchQuerySchema(PageQuerySchema):
+    title = fields.String(validate=validate.Length(min=1, max=200))
+    genre = fields.String(validate=validate.Length(min=1, max=50))
+    q = fields.String(
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "Matches the title or the genre"},
+    )
+
+    @validates_schema
+    def needs_a_criterion(self, data, **kwargs):
+        if not any(data.get(name) for name in ("title", "genre", "q")):
+            raise ValidationError("Give at least one of title, genre or q.", "_schema")
+
+
+# ---- showtimes --------------------------------------------------------------------
+
+
+class ShowtimeSchema(Schema):
+    id = fields.Integer()
+    movie_id = fields.Integer()
+    movie_title = fields.String()
+    start_time = LocalDateTime()
+    end_time = LocalDateTime(
+        metadata={"description": "When the hall is free again (film + cleaning)"}
+    )
+    hall = fields.String()
+    price = Dollars()
+    seats_total = fields.Integer()
+    seats_available = fields.Integer()
+
+
+class ShowtimeCreateSchema(Schema):
+    movie_id = Id(required=True, metadata={"example": 5})
+    start_time = LocalDateTime(required=True, metadata={"example": "2030-05-01T18:00:00"})
+    hall = fields.String(
+        load_default="Main",
+        validate=validate.Length(min=1, max=50),
+        metadata={"example": "Main"},
+    )
+    price = Dollars(metadata={"description": "Seat price in dollars", "example": 10})
+
+    @validates_schema
+    def hall_not_blank(self, data, **kwargs):
+        if "hall" in data and not data["hall"].strip():
+            raise ValidationError("Must not be blank.", "hall")
+
+
+class ShowtimeUpdateSchema(ShowtimeCreateSchema):
+    movie_id = Id()
+    start_time = LocalDateTime()
+    hall = fields.String(validate=validate.Length(min=1, max=50))
+
+
+class ShowtimeRangeQuerySchema(PageQuerySchema):
+    date = fields.Date(metadata={"description": "Local date, YYYY-MM-DD"})
+    from_ = LocalDateTime(data_key="from")
+    to = LocalDateTime()
+    movie_id = Id()
+
+    @validates_schema
+    def range_in_order(self, data, **kwargs):
+        if data.get("from_") and data.get("to") and data["from_"] > data["to"]:
+            raise ValidationError("'from' must not be after 'to'.", "to")
+
+
+class ShowtimeSearchQuerySchema(ShowtimeRangeQuerySchema):
+    @validates_schema
+    def needs_a_criterion(self, data, **kwargs):
+        if not any(data.get(name) for name in ("date", "from_", "to")):
+            raise ValidationError("Give a date, or from and/or to.", "_schema")
+
+
+class MovieDetailSchema(MovieSchema):
+    showtimes = fields.List(fields.Nested(ShowtimeSchema))
+
+
+# ---- seats ------------------------------------------------------------------------
+
+
+class SeatsCreateSchema(Schema):
+    showtime_id = Id(required=True, metadata={"example": 3})
+    seats = fields.List(
+        SeatLabel(),
+        validate=validate.Length(min=1, max=1000),
+        metadata={"example": ["A1", "A2", "A3"]},
+    )
+    rows = fields.Raw(
+        metadata={
+            "description": 'A range of single letters like "A-J", or a list like ["A", "AA"]',
+            "example": "A-J",
+        }
+    )
+    seats_per_row = StrictInteger(validate=validate.Range(min=1, max=999))
+
+    @validates_schema
+    def labels_or_rows(self, data, **kwargs):
+        if "seats" in data:
+            if "rows" in data or "seats_per_row" in data:
+                raise ValidationError("Give either seats, or rows with seats_per_row.")
+            no_duplicates(data["seats"])
+            return
+        if "rows" not in data or "seats_per_row" not in data:
+            raise ValidationError("Give seats, or rows with seats_per_row.")
+        rows = parse_rows(data["rows"])
+        if len(rows) * data["seats_per_row"] > 1000:
+            raise ValidationError("At most 1000 seats at once.")
+
+
+def parse_rows(value) -> list[str]:
+    """ "A-C" -> ["A", "B", "C"]; ["a", "AA"] -> ["A", "AA"]; else ValidationError."""
+    if isinstance(value, str):
+        match = ROW_RANGE_RE.match(value.strip().upper())
+        if not match or match.group(1) > match.group(2):
+            raise ValidationError('A row range looks like "A-J".', "rows")
+        first, last = (ord(letter) for letter in match.groups())
+        return [chr(code) for code in range(first, last + 1)]
+    if not isinstance(value, list) or not value or len(value) > 1000:
+        raise ValidationError('Give a range like "A-J" or a list of 1 to 1000 rows.', "rows")
+    rows = []
+    for row in value:
+        if not isinstance(row, str) or not ROW_RE.match(row.strip().upper()):
+            raise ValidationError("Rows are one or two letters.", "rows")
+        rows.append(row.strip().upper())
+    if len(set(rows)) != len(rows):
+        raise ValidationError("Duplicate rows.", "rows")
+    return rows
+
+
+class SeatsCreatedSchema(MessageSchema):
+    seats = fields.List(fields.String())
+
+
+class SeatSchema(Schema):
+    label = fields.String()
+    status = fields.String(metadata={"enum": ["available", "booked", "yours"]})
+
+
+class SeatRowSchema(Schema):
+    row = fields.String()
+    seats = fields.List(fields.Nested(SeatSchema))
+
+
+class SeatMapSchema(Schema):
+    showtime_id = fields.Integer()
+    movie_title = fields.String()
+    start_time = LocalDateTime()
+    hall = fields.String()
+    price = Dollars()
+    seats_total = fields.Integer()
+    seats_available = fields.Integer()
+    rows = fields.List(fields.Nested(SeatRowSchema))
+
+
+# ---- reservations -----------------------------------------------------------------
+
+
+class ReservationCreateSchema(Schema):
+    showtime_id = Id(required=True, metadata={"example": 3})
+    seats = fields.List(
+        SeatLabel(),
+        required=True,
+        validate=validate.Length(min=1, error="Pick at least one seat."),
+        metadata={"example": ["A1", "A2"]},
+    )
+
+    @validates_schema
+    def seats_within_limits(self, data, **kwargs):
+        seats = data.get("seats", [])
+        limit = current_app.config["MAX_SEATS_PER_RESERVATION"]
+        if len(seats) > limit:
+            raise ValidationError(f"At most {limit} seats per reservation.", "seats")
+        try:
+            no_duplicates(seats)
+        except ValidationError as error:
+            raise ValidationError(error.messages, "seats") from None
+
+
+class ReservationSchema(Schema):
+    id = fields.Integer()
+    showtime_id = fields.Integer()
+    user_id = fields.Integer()
+    seats = fields.List(fields.String(), attribute="seat_labels")
+    total_price = Dollars(attribute="total_cents")
+    status = fields.String(metadata={"enum": ["confirmed", "cancelled", "held"]})
+    created_at = LocalDateTime()
+    cancelled_at = LocalDateTime()
+    movie_title = fields.Function(lambda r: r.showtime.movie.title)
+    start_time = LocalDateTime(attribute="showtime.start_time")
+    hall = fields.String(attribute="showtime.hall")
+    email_status = fields.String()
+    booked_ago = fields.Method("humanized_age")
+
+    def humanized_age(self, reservation):
+        return humanize.naturaltime(datetime.now(timezone.utc) - reservation.created_at)
+
+
+class ReservationCreatedSchema(MessageSchema):
+    reservation = fields.Nested(ReservationSchema)
+
+
+class ReservationsQuerySchema(PageQuerySchema):
+    all = fields.Boolean(
+        load_default=False, metadata={"description": "Admins only: every user's reservations"}
+    )
+
+
+# ---- report -----------------------------------------------------------------------
+
+
+class ReportQuerySchema(Schema):
+    from_ = LocalDateTime(data_key="from")
+    to = LocalDateTime()
+    movie_id = Id()
+
+
+class ReportShowtimeSchema(Schema):
+    showtime_id = fields.Integer()
+    movie_title = fields.String()
+    start_time = LocalDateTime()
+    hall = fields.String()
+    seats_total = fields.Integer()
+    seats_booked = fields.Integer()
+    utilization_percent = fields.Float()
+    revenue = Dollars()
+
+
+class ReportSchema(Schema):
+    total_reservations = fields.Integer()
+    tickets_sold = fields.Integer()
+    revenue_estimate = Dollars()
+    cancelled_reservations = fields.Integer()
+    showtimes = fields.List(fields.Nested(ReportShowtimeSchema))
+
+
+class HealthSchema(Schema):
+    status = fields.String()
+    database = fields.String()
