@@ -31,6 +31,9 @@ def test_config(tmp_path, **overrides):
     return config
 
 
+test_config.__test__ = False  # a helper, not a test
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
     """Tests must not depend on the developer's environment or .env file."""
