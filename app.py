@@ -13,6 +13,7 @@ import click
 from apispec.ext.marshmallow import MarshmallowPlugin
 from dotenv import load_dotenv
 from flask import Flask, current_app, jsonify, request, url_for
+from flask.cli import with_appcontext
 from flask_jwt_extended import (
     JWTManager,
     create_access_token,
@@ -47,7 +48,7 @@ from models import (
     utcnow,
 )
 
-log = logging.getLogger("cinema")
+log = logging.getLogger("cinema")  # emails.py logs under "cinema.emails"
 
 # ---- configuration ----------------------------------------------------------------
 
@@ -67,6 +68,7 @@ DEFAULTS = {
     "RATELIMIT_STORAGE_URI": "memory://",
     "RATELIMIT_HEADERS_ENABLED": True,
     "PASSWORD_HASH_METHOD": "scrypt",
+    "LOG_LEVEL": "INFO",
     "ADMIN_USERNAME": None,
     "ADMIN_EMAIL": None,
     "ADMIN_PASSWORD": None,
@@ -98,6 +100,7 @@ ENVIRONMENT = {
     "ADMIN_PASSWORD": ("ADMIN_PASSWORD", str),
     "RESEND_API_KEY": ("RESEND_API_KEY", str),
     "RESEND_FROM": ("RESEND_FROM", str),
+    "LOG_LEVEL": ("LOG_LEVEL", str.upper),
 }
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -185,6 +188,9 @@ def create_app(config=None):
     app.json.sort_keys = False  # keep "status", "error", "message" in that order
     os.makedirs(app.instance_path, exist_ok=True)
     configure(app)
+    if not logging.getLogger().handlers:  # a server (gunicorn) may have set logging up
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.setLevel(app.config["LOG_LEVEL"])
 
     db.init_app(app)
     jwt.init_app(app)
@@ -312,6 +318,7 @@ def bootstrap_admin():
 @click.option("--username", required=True)
 @click.option("--email", required=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@with_appcontext
 def create_admin_command(username, email, password):
     """Create an admin user, or promote the existing user of that name."""
     from marshmallow import ValidationError
@@ -328,8 +335,12 @@ def create_admin_command(username, email, password):
         )
     except ValidationError as error:
         raise click.ClickException(f"Invalid input: {error.messages}") from None
-    user = User(**{**data, "password": None}, is_admin=True)
-    user.password_hash = hash_password(data["password"])
+    user = User(
+        username=data["username"],
+        email=data["email"],
+        password_hash=hash_password(data["password"]),
+        is_admin=True,
+    )
     db.session.add(user)
     try:
         db.session.commit()
