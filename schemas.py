@@ -35,11 +35,29 @@ def local_day_bounds(day):
     return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
 
 
+# Times outside these years are refused: nothing in a cinema needs them, and
+# arithmetic near datetime's limits (year 9999) would overflow.
+EARLIEST_YEAR, LATEST_YEAR = 1970, 2999
+
+
+class LocalDate(fields.Date):
+    """A calendar date (YYYY-MM-DD) in the cinema's time zone."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        day = super()._deserialize(value, attr, data, **kwargs)
+        if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+            raise ValidationError(f"Years {EARLIEST_YEAR} to {LATEST_YEAR} only.")
+        return day
+
+
 class LocalDateTime(fields.DateTime):
     """ISO 8601 in and out: naive input is cinema local time, output carries the offset."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return to_utc(super()._deserialize(value, attr, data, **kwargs))
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+            raise ValidationError(f"Years {EARLIEST_YEAR} to {LATEST_YEAR} only.")
+        return to_utc(moment)
 
     def _serialize(self, value, attr, obj, **kwargs):
         if value is None:
@@ -306,7 +324,7 @@ class ShowtimeUpdateSchema(ShowtimeCreateSchema):
 
 
 class ShowtimeRangeQuerySchema(PageQuerySchema):
-    date = fields.Date(metadata={"description": "Local date, YYYY-MM-DD"})
+    date = LocalDate(metadata={"description": "Local date, YYYY-MM-DD"})
     from_ = LocalDateTime(data_key="from")
     to = LocalDateTime()
     movie_id = Id()
