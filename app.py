@@ -511,8 +511,12 @@ def paginate(statement, args, scalars=True):
     total = db.session.scalar(
         select(func.count()).select_from(statement.order_by(None).subquery())
     )
-    result = db.session.execute(statement.limit(per_page).offset((page - 1) * per_page))
-    rows = result.scalars().all() if scalars else result.all()
+    offset = (page - 1) * per_page
+    if offset >= total:
+        rows = []  # past the end; also keeps huge page numbers away from the database
+    else:
+        result = db.session.execute(statement.limit(per_page).offset(offset))
+        rows = result.scalars().all() if scalars else result.all()
     headers = {"X-Total-Count": str(total), "Link": page_links(page, per_page, total)}
     return rows, headers
 

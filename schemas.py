@@ -8,12 +8,12 @@ import humanize
 from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}\Z")
 # Deliberately simple: something@something.tld, no spaces, one @.
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-SEAT_LABEL_RE = re.compile(r"^([A-Z]{1,2})([1-9][0-9]{0,2})$")
-ROW_RE = re.compile(r"^[A-Z]{1,2}$")
-ROW_RANGE_RE = re.compile(r"^([A-Z])\s*-\s*([A-Z])$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+SEAT_LABEL_RE = re.compile(r"^([A-Z]{1,2})([1-9][0-9]{0,2})\Z")
+ROW_RE = re.compile(r"^[A-Z]{1,2}\Z")
+ROW_RANGE_RE = re.compile(r"^([A-Z])\s*-\s*([A-Z])\Z")
 
 
 def cinema_tz():
@@ -105,7 +105,13 @@ class StrictInteger(fields.Integer):
 
 
 def Id(**kwargs):
+    """An id in a JSON body: a real integer, positive."""
     return StrictInteger(validate=validate.Range(min=1, max=2**31 - 1), **kwargs)
+
+
+def QueryId(**kwargs):
+    """An id in a query string, where every value arrives as text."""
+    return fields.Integer(strict=False, validate=validate.Range(min=1, max=2**31 - 1), **kwargs)
 
 
 def seat_label(value):
@@ -212,9 +218,7 @@ class PromoteResponseSchema(MessageSchema):
 
 
 class PageQuerySchema(Schema):
-    page = fields.Integer(
-        load_default=1, validate=validate.Range(min=1, max=1_000_000)
-    )
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
@@ -270,11 +274,21 @@ class MoviesQuerySchema(PageQuerySchema):
     genre = fields.String(validate=validate.Length(min=1, max=50))
 
 
+class SearchTerm(fields.String):
+    """A search term: surrounding spaces dropped, blank refused."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        term = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not term:
+            raise ValidationError("Must not be blank.")
+        return term
+
+
 class MovieSearchQuerySchema(PageQuerySchema):
-    title = fields.String(validate=validate.Length(min=1, max=200))
-    genre = fields.String(validate=validate.Length(min=1, max=50))
-    q = fields.String(
-        validate=validate.Length(min=1, max=200),
+    title = SearchTerm(validate=validate.Length(max=200))
+    genre = SearchTerm(validate=validate.Length(max=50))
+    q = SearchTerm(
+        validate=validate.Length(max=200),
         metadata={"description": "Matches the title or the genre"},
     )
 
@@ -327,7 +341,7 @@ class ShowtimeRangeQuerySchema(PageQuerySchema):
     date = LocalDate(metadata={"description": "Local date, YYYY-MM-DD"})
     from_ = LocalDateTime(data_key="from")
     to = LocalDateTime()
-    movie_id = Id()
+    movie_id = QueryId()
 
     @validates_schema
     def range_in_order(self, data, **kwargs):
@@ -482,7 +496,7 @@ class ReservationsQuerySchema(PageQuerySchema):
 class ReportQuerySchema(Schema):
     from_ = LocalDateTime(data_key="from")
     to = LocalDateTime()
-    movie_id = Id()
+    movie_id = QueryId()
 
 
 class ReportShowtimeSchema(Schema):
