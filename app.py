@@ -31,6 +31,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+import posters
 import schemas as s
 from emails import send_booking_confirmation
 from models import (
@@ -74,6 +75,14 @@ DEFAULTS = {
     "ADMIN_PASSWORD": None,
     "RESEND_API_KEY": None,
     "RESEND_FROM": "Cinema <onboarding@resend.dev>",
+    "MAX_POSTER_BYTES": 5 * 1024 * 1024,
+    "POSTER_FOLDER": None,  # instance/posters when unset
+    "CLOUDINARY_URL": None,
+    "CLOUDINARY_CLOUD_NAME": None,
+    "CLOUDINARY_API_KEY": None,
+    "CLOUDINARY_API_SECRET": None,
+    "CLOUDINARY_UPLOAD_PREFIX": None,
+    "CLOUDINARY_TIMEOUT": 20,
     # OpenAPI, read by flask-smorest.
     "API_TITLE": "Movie Cinema Booking API",
     "API_VERSION": "1.0.0",
@@ -100,6 +109,14 @@ ENVIRONMENT = {
     "ADMIN_PASSWORD": ("ADMIN_PASSWORD", str),
     "RESEND_API_KEY": ("RESEND_API_KEY", str),
     "RESEND_FROM": ("RESEND_FROM", str),
+    "MAX_POSTER_BYTES": ("MAX_POSTER_BYTES", int),
+    "POSTER_FOLDER": ("POSTER_FOLDER", str),
+    "CLOUDINARY_URL": ("CLOUDINARY_URL", str),
+    "CLOUDINARY_CLOUD_NAME": ("CLOUDINARY_CLOUD_NAME", str),
+    "CLOUDINARY_API_KEY": ("CLOUDINARY_API_KEY", str),
+    "CLOUDINARY_API_SECRET": ("CLOUDINARY_API_SECRET", str),
+    "CLOUDINARY_UPLOAD_PREFIX": ("CLOUDINARY_UPLOAD_PREFIX", str),
+    "CLOUDINARY_TIMEOUT": ("CLOUDINARY_TIMEOUT", float),
     "LOG_LEVEL": ("LOG_LEVEL", str.upper),
 }
 
@@ -107,7 +124,7 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # POST endpoints that only read the database (no write lock needed on SQLite).
 READ_ONLY_POSTS = frozenset({"auth.login", "auth.refresh"})
 # Endpoints that take a body other than JSON.
-NON_JSON_ENDPOINTS = frozenset()
+NON_JSON_ENDPOINTS = frozenset({"movies.upload_poster", "movies.upload_movie_poster"})
 
 
 def settings_from_environment() -> dict:
@@ -229,6 +246,7 @@ def configure(app):
     config["SEAT_PRICE_CENTS"] = round(float(config["SEAT_PRICE"]) * 100)
     if not config["JWT_SECRET_KEY"]:
         config["JWT_SECRET_KEY"] = instance_secret(app)
+    config["CLOUDINARY"] = posters.cloudinary_settings(config)
 
 
 def instance_secret(app) -> str:
@@ -828,6 +846,7 @@ def update_movie(data, movie_id):
     """Change a movie; send only the fields that change."""
     json_body_required(data)
     movie = get_movie_or_404(movie_id)
+    old_poster = movie.poster_url
     duration_changed = "duration_minutes" in data and data["duration_minutes"] != movie.duration_minutes
     for name, value in data.items():
         setattr(movie, name, value)
@@ -844,6 +863,8 @@ def update_movie(data, movie_id):
             showtime.end_time = hall_end_time(movie, showtime.start_time)
             check_hall_free(showtime.hall, showtime.start_time, showtime.end_time, showtime.id)
     db.session.commit()
+    if movie.poster_url != old_poster:
+        discard_unused_poster(old_poster)
     return movie
 
 
@@ -868,7 +889,146 @@ def delete_movie(movie_id):
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
+    discard_unused_poster(movie.poster_url)
     return {"message": f"Movie {movie_id} deleted"}
+
+
+# ---- posters ----------------------------------------------------------------------
+
+# Room for the multipart framing and the other fields around the image itself.
+POSTER_BODY_ALLOWANCE = 64 * 1024
+
+
+@movies_blp.route("/upload-poster", methods=["POST"])
+@admin_required
+@movies_blp.response(201, s.PosterSchema)
+@movies_blp.alt_response(413, description="The image is over MAX_POSTER_BYTES")
+@movies_blp.alt_response(502, description="The image host failed; nothing changed")
+def upload_poster():
+    """Store a poster: multipart field ``image`` (or ``file``), or JSON ``{"image": base64}``.
+
+    With ``movie_id`` the image becomes that movie's ``poster_url``.
+    """
+    data, movie_id = read_poster_request()
+    return save_poster(data, movie_id)
+
+
+@movies_blp.route("/movies/<int:movie_id>/poster", methods=["POST"])
+@admin_required
+@movies_blp.response(201, s.PosterSchema)
+@movies_blp.alt_response(413, description="The image is over MAX_POSTER_BYTES")
+@movies_blp.alt_response(502, description="The image host failed; nothing changed")
+def upload_movie_poster(movie_id):
+    """Store a poster and make it this movie's ``poster_url``."""
+    data, _ = read_poster_request(movie_id_allowed=False)
+    return save_poster(data, movie_id)
+
+
+@movies_blp.route("/posters/<name>", methods=["GET"])
+@movies_blp.doc(responses={200: {"description": "The image"}, 404: {"description": "No such poster"}})
+def get_poster(name):
+    """A locally stored poster (public, cached for a year: its name is its content hash)."""
+    from flask import send_from_directory
+
+    found = posters.local_poster(name)
+    if found is None:
+        abort(404, message="Poster not found.")
+    folder, content_type = found
+    response = send_from_directory(folder, name, mimetype=content_type, max_age=365 * 24 * 3600)
+    response.cache_control.public = True
+    response.cache_control.immutable = True
+    return response
+
+
+def read_poster_request(movie_id_allowed=True) -> tuple[bytes, int | None]:
+    """The image bytes and optional movie id, from a multipart or JSON body."""
+    import base64
+    import binascii
+
+    # Nothing below may hold SQLite's write lock (taken by the admin check) while
+    # a large body arrives or the image host answers.
+    db.session.rollback()
+    limit = current_app.config["MAX_POSTER_BYTES"]
+    too_large = f"The image is larger than {limit} bytes."
+    if request.mimetype == "multipart/form-data":
+        request.max_content_length = limit + POSTER_BODY_ALLOWANCE
+        upload = request.files.get("image") or request.files.get("file")
+        if upload is None:
+            abort(400, message="Send the image in the multipart field 'image' (or 'file').",
+                  errors={"image": ["Missing file."]})
+        data = upload.stream.read(limit + 1)
+        movie_id = request.form.get("movie_id")
+    elif request.is_json:
+        # Base64 takes 4 bytes for every 3.
+        request.max_content_length = -(-limit // 3) * 4 + POSTER_BODY_ALLOWANCE
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            abort(400, message="The request body must be a JSON object with an 'image' field.")
+        image, movie_id = body.get("image"), body.get("movie_id")
+        if not isinstance(image, str) or not image.strip():
+            abort(400, message="'image' must be the image as base64 or a data: URL.",
+                  errors={"image": ["Missing or not a string."]})
+        if image.startswith("data:"):
+            header, _, image = image.partition(",")
+            if not header.endswith(";base64"):
+                abort(400, message="The data: URL must be base64 encoded.", errors={"image": ["Not base64."]})
+        encoded = "".join(image.split())
+        if len(encoded) > -(-limit // 3) * 4:
+            abort(413, message=too_large)
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            abort(400, message="'image' is not valid base64.", errors={"image": ["Not valid base64."]})
+    else:
+        abort(415, message="Send the image as multipart/form-data or as JSON with base64.")
+    if len(data) > limit:
+        abort(413, message=too_large)
+    if not data:
+        abort(400, message="The image is empty.", errors={"image": ["Empty file."]})
+    if movie_id in (None, "") or not movie_id_allowed:
+        return data, None
+    if isinstance(movie_id, str) and movie_id.isdecimal():
+        movie_id = int(movie_id)
+    if isinstance(movie_id, bool) or not isinstance(movie_id, int) or not 1 <= movie_id < 2**31:
+        abort(400, message="movie_id must be a movie's id.", errors={"movie_id": ["Not a valid id."]})
+    return data, movie_id
+
+
+def save_poster(data: bytes, movie_id: int | None):
+    """Store the image; when ``movie_id`` is given, make it that movie's poster."""
+    if movie_id is not None:
+        get_movie_or_404(movie_id)  # before uploading anything
+        db.session.rollback()  # and no lock held during the upload
+    try:
+        stored = posters.store_poster(data)
+    except posters.NotAnImage as error:
+        abort(400, message=str(error), errors={"image": [str(error)]})
+    except posters.ImageHostError as error:
+        abort(502, message=str(error))
+    body = {**stored, "movie": None}
+    if movie_id is not None:
+        movie = db.session.get(Movie, movie_id)
+        if movie is None or movie.deleted_at is not None:  # deleted during the upload
+            posters.discard_poster(stored["url"])
+            abort(404, message=f"Movie {movie_id} not found.")
+        old_poster, movie.poster_url = movie.poster_url, stored["url"]
+        db.session.commit()
+        if old_poster != movie.poster_url:
+            discard_unused_poster(old_poster)
+        body["movie"] = movie
+    return body, 201, {"Location": stored["url"]}
+
+
+def discard_unused_poster(url: str | None):
+    """After a commit: remove an image from the host once no active movie shows it."""
+    if not url:
+        return
+    in_use = db.session.scalar(
+        select(Movie.id).where(Movie.poster_url == url, Movie.deleted_at.is_(None)).limit(1)
+    )
+    db.session.rollback()
+    if in_use is None:
+        posters.discard_poster(url)
 
 
 # ---- showtimes --------------------------------------------------------------------

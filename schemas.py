@@ -521,3 +521,13 @@ class ReportSchema(Schema):
 class HealthSchema(Schema):
     status = fields.String()
     database = fields.String()
+
+
+class PosterSchema(Schema):
+    url = fields.String(
+        metadata={"description": "The stored image", "example": "https://res.cloudinary.com/demo/image/upload/v1/cinema/posters/abc.jpg"}
+    )
+    poster_url = fields.String(
+        metadata={"description": "A 300x450 poster of it (the same URL when stored locally)"}
+    )
+    movie = fields.Nested(MovieSchema, allow_none=True, metadata={"description": "The movie given by movie_id, updated"})

@@ -26,6 +26,7 @@ def test_config(tmp_path, **overrides):
         "ADMIN_EMAIL": ADMIN["email"],
         "ADMIN_PASSWORD": ADMIN["password"],
         "RESEND_API_KEY": None,
+        "POSTER_FOLDER": str(tmp_path / "posters"),
     }
     config.update(overrides)
     return config
@@ -46,6 +47,15 @@ def clean_environment(monkeypatch):
         "ADMIN_PASSWORD",
         "RESEND_API_KEY",
         "CLOUDINARY_URL",
+        "CLOUDINARY_CLOUD_NAME",
+        "CLOUDINARY_API_KEY",
+        "CLOUDINARY_API_SECRET",
+        "CLOUDINARY_UPLOAD_PREFIX",
+        "POSTER_FOLDER",
+        "MAX_POSTER_BYTES",
+        "RESEND_FROM",
+        "RESEND_API_URL",
+        "EMAIL_TIMEOUT",
         "SEAT_PRICE",
     ):
         monkeypatch.delenv(name, raising=False)

@@ -1,0 +1,223 @@
+"""Poster storage: Cloudinary when it is configured, else a local folder served by the app.
+
+``store_poster(data)`` checks that the bytes are a whole JPEG, PNG, WebP or GIF image
+and stores them, returning ``{"url", "poster_url"}``; ``discard_poster(url)`` removes
+an image this app put on Cloudinary once nothing uses it any more. Local files are named
+by the SHA-256 of their content, so the same image is stored once and never changes.
+"""
+
+import hashlib
+import logging
+import os
+import re
+import struct
+import tempfile
+import zlib
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import cloudinary.uploader
+import cloudinary.utils
+from cloudinary.exceptions import Error as CloudinaryError
+from flask import current_app, url_for
+
+log = logging.getLogger("cinema.posters")
+
+CLOUDINARY_FOLDER = "cinema/posters"
+# What GET /movies shows well: a 2:3 poster, format and quality picked per browser.
+POSTER_TRANSFORMATION = {
+    "crop": "fill",
+    "width": 300,
+    "height": 450,
+    "fetch_format": "auto",
+    "quality": "auto",
+}
+# Extension -> content type of the formats accepted.
+CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
+LOCAL_NAME_RE = re.compile(r"^[0-9a-f]{64}\.(jpg|png|webp|gif)\Z")
+# The endpoint in app.py that serves local posters.
+LOCAL_ENDPOINT = "movies.get_poster"
+
+
+class NotAnImage(ValueError):
+    """The bytes are not a complete JPEG, PNG, WebP or GIF image."""
+
+
+class ImageHostError(RuntimeError):
+    """The image host refused the request or could not be reached."""
+
+
+# ---- checking the bytes -----------------------------------------------------------
+
+
+def image_extension(data: bytes) -> str:
+    """The extension for ``data`` judged by its content, or NotAnImage."""
+    if data.startswith(b"\xff\xd8\xff"):
+        # Some encoders pad after the end-of-image marker; the marker must be there.
+        if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+            raise NotAnImage("The JPEG image is truncated (no end-of-image marker).")
+        return "jpg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        check_png_chunks(data)
+        return "png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        (riff_size,) = struct.unpack("<I", data[4:8])
+        if len(data) < riff_size + 8 or data[12:16] not in (b"VP8 ", b"VP8L", b"VP8X"):
+            raise NotAnImage("The WebP image is truncated or damaged.")
+        return "webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        if len(data) < 14 or not data.rstrip(b"\x00").endswith(b"\x3b"):
+            raise NotAnImage("The GIF image is truncated (no trailer).")
+        return "gif"
+    raise NotAnImage("The file is not a JPEG, PNG, WebP or GIF image.")
+
+
+def check_png_chunks(data: bytes) -> None:
+    """Walk the chunks: each must be whole with a matching CRC, ending with IEND."""
+    position, first = 8, True
+    while position + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        end = position + 12 + length
+        if end > len(data) or (first and kind != b"IHDR"):
+            break
+        body = data[position + 4 : end - 4]
+        (crc,) = struct.unpack(">I", data[end - 4 : end])
+        if zlib.crc32(body) != crc:
+            raise NotAnImage("The PNG image is damaged (a chunk checksum does not match).")
+        if kind == b"IEND":
+            return
+        position, first = end, False
+    raise NotAnImage("The PNG image is truncated or damaged.")
+
+
+# ---- storing ----------------------------------------------------------------------
+
+
+def store_poster(data: bytes) -> dict:
+    """Store an image and return its ``url`` and a poster-size ``poster_url``.
+
+    Raises NotAnImage for anything but a whole JPEG, PNG, WebP or GIF, and
+    ImageHostError when Cloudinary fails.
+    """
+    extension = image_extension(data)
+    name = f"{hashlib.sha256(data).hexdigest()}.{extension}"
+    options = current_app.config["CLOUDINARY"]
+    if options:
+        return upload_to_cloudinary(data, name, options)
+    store_locally(data, name)
+    url = url_for(LOCAL_ENDPOINT, name=name, _external=True)
+    return {"url": url, "poster_url": url}
+
+
+def upload_to_cloudinary(data: bytes, name: str, options: dict) -> dict:
+    try:
+        result = cloudinary.uploader.upload(
+            data,
+            folder=CLOUDINARY_FOLDER,
+            resource_type="image",
+            filename=name,
+            timeout=current_app.config["CLOUDINARY_TIMEOUT"],
+            **options,
+        )
+        public_id, secure_url = result["public_id"], result["secure_url"]
+    except (CloudinaryError, KeyError, TypeError) as error:
+        log.warning("Cloudinary upload failed: %r", error)
+        raise ImageHostError("The image host did not accept the poster; nothing was changed.") from None
+    poster_url, _ = cloudinary.utils.cloudinary_url(
+        public_id,
+        version=result.get("version"),
+        secure=True,
+        cloud_name=options["cloud_name"],
+        **POSTER_TRANSFORMATION,
+    )
+    return {"url": secure_url, "poster_url": poster_url}
+
+
+def discard_poster(url: str | None) -> None:
+    """Destroy an image this app uploaded to Cloudinary; never raises.
+
+    Local files are kept: they are named by content and may be shared by movies.
+    """
+    options = current_app.config["CLOUDINARY"]
+    public_id = cloudinary_public_id(url, options) if options and url else None
+    if public_id is None:
+        return
+    try:
+        result = cloudinary.uploader.destroy(
+            public_id,
+            invalidate=True,
+            timeout=current_app.config["CLOUDINARY_TIMEOUT"],
+            **options,
+        )
+        log.info("Destroyed poster %s on Cloudinary: %s", public_id, result.get("result"))
+    except CloudinaryError as error:
+        log.warning("Could not destroy poster %s on Cloudinary: %r", public_id, error)
+
+
+def cloudinary_public_id(url: str, options: dict) -> str | None:
+    """``cinema/posters/abc`` from a delivery URL of our cloud and folder, else None."""
+    pattern = (
+        r"^https?://[^/]+/" + re.escape(options["cloud_name"]) + r"/image/upload/"
+        r"(?:v\d+/)?(" + re.escape(CLOUDINARY_FOLDER) + r"/[^/.?#]+)(?:\.\w+)?\Z"
+    )
+    match = re.match(pattern, url)
+    return match.group(1) if match else None
+
+
+def local_folder() -> str:
+    return current_app.config["POSTER_FOLDER"] or os.path.join(current_app.instance_path, "posters")
+
+
+def store_locally(data: bytes, name: str) -> None:
+    folder = local_folder()
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name)
+    if os.path.exists(path):
+        return  # same content, same name: already stored
+    # Written aside and renamed, so a reader never sees half a file.
+    descriptor, temporary = tempfile.mkstemp(dir=folder, suffix=".part")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def local_poster(name: str) -> tuple[str, str] | None:
+    """(folder, content type) for a stored local poster name, or None."""
+    match = LOCAL_NAME_RE.match(name)
+    folder = local_folder()
+    if not match or not os.path.isfile(os.path.join(folder, name)):
+        return None
+    return folder, CONTENT_TYPES[match.group(1)]
+
+
+# ---- settings ---------------------------------------------------------------------
+
+
+def cloudinary_settings(config) -> dict | None:
+    """Per-call Cloudinary options from CLOUDINARY_URL or the three CLOUDINARY_* settings."""
+    if config.get("CLOUDINARY_URL"):
+        parts = urlsplit(config["CLOUDINARY_URL"])
+        credentials, _, cloud_name = parts.netloc.rpartition("@")
+        api_key, _, api_secret = credentials.partition(":")
+        if parts.scheme != "cloudinary" or not (cloud_name and api_key and api_secret):
+            raise RuntimeError(
+                "CLOUDINARY_URL must look like cloudinary://API_KEY:API_SECRET@CLOUD_NAME"
+            )
+        options = dict(parse_qsl(parts.query))
+        options.update(cloud_name=cloud_name, api_key=unquote(api_key), api_secret=unquote(api_secret))
+    elif config.get("CLOUDINARY_CLOUD_NAME"):
+        options = {
+            "cloud_name": config["CLOUDINARY_CLOUD_NAME"],
+            "api_key": config.get("CLOUDINARY_API_KEY"),
+            "api_secret": config.get("CLOUDINARY_API_SECRET"),
+        }
+        if not (options["api_key"] and options["api_secret"]):
+            raise RuntimeError("CLOUDINARY_CLOUD_NAME needs CLOUDINARY_API_KEY and CLOUDINARY_API_SECRET")
+    else:
+        return None
+    if config.get("CLOUDINARY_UPLOAD_PREFIX"):
+        options["upload_prefix"] = config["CLOUDINARY_UPLOAD_PREFIX"]
+    return options

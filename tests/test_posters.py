@@ -1,0 +1,518 @@
+"""Poster uploads: checked by content, stored locally or on (a fake) Cloudinary."""
+
+import base64
+import io
+import zipfile
+
+import pytest
+
+from conftest import assert_error, test_config
+from fakes import FakeCloudinary, closed_port_url
+
+from app import create_app
+
+# Tiny real images (2x3 pixels), as their encoders wrote them.
+JPEG = base64.b64decode(
+    "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIs"
+    "IxwcKDcpLDAxNDQ0Hyc5PTgyPC4zNDL/2wBDAQkJCQwLDBgNDRgyIRwhMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIy"
+    "MjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjL/wAARCAADAAIDASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAEC"
+    "AwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2Jy"
+    "ggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWW"
+    "l5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEB"
+    "AQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEI"
+    "FEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3"
+    "eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq"
+    "8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDkaKKK8o/Sz//Z"
+)
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAADCAIAAAA2iEnWAAAAFElEQVR4nGM8IafBwMDAxMDAgKAAFP4BFC/5naEAAAAASUVORK5CYII="
+)
+WEBP = base64.b64decode("UklGRh4AAABXRUJQVlA4TBEAAAAvAYAAAAdQjyIXpf+BiOh/AAA=")
+GIF = base64.b64decode("R0lGODdhAgADAIEAAMgeKAAAAAAAAAAAACwAAAAAAgADAAAIBgABCBwYEAA7")
+IMAGES = {"jpeg": (JPEG, "image/jpeg"), "png": (PNG, "image/png"), "webp": (WEBP, "image/webp"), "gif": (GIF, "image/gif")}
+
+CLOUD = {"cloud_name": "cinema-test", "api_key": "123456789", "api_secret": "test-secret-abc"}
+
+
+def zip_file() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("poster.png", PNG)
+    return buffer.getvalue()
+
+
+def upload(client, headers, data, field="image", filename="poster.png", content_type="image/png", **form):
+    return client.post(
+        "/upload-poster",
+        data={field: (io.BytesIO(data), filename, content_type), **form},
+        headers=headers,
+    )
+
+
+def upload_json(client, headers, image, **fields):
+    return client.post("/upload-poster", json={"image": image, **fields}, headers=headers)
+
+
+def movie_poster(cinema, movie_id):
+    return cinema.client.get(f"/movies/{movie_id}", headers=cinema.admin).json["poster_url"]
+
+
+# ---- local storage ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_upload_and_fetch_back_each_format(client, cinema, kind):
+    data, content_type = IMAGES[kind]
+
+    response = upload(client, cinema.admin, data, filename="whatever.bin", content_type="application/octet-stream")
+
+    assert response.status_code == 201, response.json
+    assert set(response.json) == {"url", "poster_url", "movie"}
+    url = response.json["url"]
+    assert url.startswith("http://localhost/posters/")
+    assert response.json["poster_url"] == url
+    assert response.json["movie"] is None
+    assert response.headers["Location"] == url
+    fetched = client.get(url.removeprefix("http://localhost"))
+    assert fetched.status_code == 200
+    assert fetched.data == data
+    assert fetched.mimetype == content_type
+    assert "max-age=31536000" in fetched.headers["Cache-Control"]
+    assert "immutable" in fetched.headers["Cache-Control"]
+
+
+def test_url_uses_the_request_host(client, cinema):
+    response = client.post(
+        "/upload-poster",
+        data={"file": (io.BytesIO(PNG), "p.png")},
+        headers={**cinema.admin, "Host": "cinema.example.com:8080"},
+    )
+
+    assert response.status_code == 201, response.json
+    assert response.json["url"].startswith("http://cinema.example.com:8080/posters/")
+
+
+def test_same_image_twice_gives_the_same_url(client, cinema):
+    first = upload(client, cinema.admin, PNG).json["url"]
+    second = upload_json(client, cinema.admin, base64.b64encode(PNG).decode()).json["url"]
+
+    assert first == second
+
+
+def test_json_base64_and_data_url(client, cinema):
+    plain = upload_json(client, cinema.admin, base64.b64encode(GIF).decode())
+    data_url = upload_json(
+        client, cinema.admin, "data:image/png;base64," + base64.b64encode(JPEG).decode()
+    )
+
+    assert plain.status_code == 201, plain.json
+    assert data_url.status_code == 201, data_url.json
+    assert client.get(plain.json["url"]).mimetype == "image/gif"
+    # Judged by the bytes, not by the type the data: URL claims.
+    fetched = client.get(data_url.json["url"])
+    assert fetched.mimetype == "image/jpeg"
+    assert fetched.data == JPEG
+
+
+def test_movie_id_sets_the_movies_poster(client, cinema):
+    movie = cinema.movie()
+
+    response = upload(client, cinema.admin, PNG, movie_id=str(movie["id"]))
+
+    assert response.status_code == 201, response.json
+    assert response.json["movie"]["id"] == movie["id"]
+    assert response.json["movie"]["poster_url"] == response.json["url"]
+    assert movie_poster(cinema, movie["id"]) == response.json["url"]
+
+
+def test_movie_id_in_json(client, cinema):
+    movie = cinema.movie()
+
+    response = upload_json(client, cinema.admin, base64.b64encode(WEBP).decode(), movie_id=movie["id"])
+
+    assert response.status_code == 201, response.json
+    assert movie_poster(cinema, movie["id"]) == response.json["url"]
+
+
+def test_poster_route_with_the_movie_in_the_path(client, cinema):
+    movie = cinema.movie()
+
+    response = client.post(
+        f"/movies/{movie['id']}/poster", data={"image": (io.BytesIO(JPEG), "p.jpg")}, headers=cinema.admin
+    )
+
+    assert response.status_code == 201, response.json
+    assert movie_poster(cinema, movie["id"]) == response.json["url"]
+
+
+def test_poster_route_for_an_unknown_movie(client, cinema):
+    response = client.post("/movies/999/poster", data={"image": (io.BytesIO(PNG), "p.png")}, headers=cinema.admin)
+
+    assert_error(response, 404, "Movie 999")
+
+
+@pytest.mark.parametrize("movie_id", ["999", 999])
+def test_upload_for_an_unknown_movie(client, cinema, movie_id):
+    if isinstance(movie_id, str):
+        response = upload(client, cinema.admin, PNG, movie_id=movie_id)
+    else:
+        response = upload_json(client, cinema.admin, base64.b64encode(PNG).decode(), movie_id=movie_id)
+
+    assert_error(response, 404, "Movie 999")
+
+
+def test_upload_for_a_deleted_movie(client, cinema):
+    movie = cinema.movie()
+    client.delete(f"/movies/{movie['id']}", headers=cinema.admin)
+
+    assert_error(upload(client, cinema.admin, PNG, movie_id=str(movie["id"])), 404)
+
+
+@pytest.mark.parametrize("movie_id", ["abc", "0", "-1", "1.5", True, 1.5, [1], "99999999999"])
+def test_bad_movie_id(client, cinema, movie_id):
+    if isinstance(movie_id, str):
+        response = upload(client, cinema.admin, PNG, movie_id=movie_id)
+    else:
+        response = upload_json(client, cinema.admin, base64.b64encode(PNG).decode(), movie_id=movie_id)
+
+    body = assert_error(response, 400)
+    assert "movie_id" in body["errors"]
+
+
+def test_forged_content_type_is_refused(client, cinema):
+    response = upload(client, cinema.admin, b"<html><script>alert(1)</script></html>", content_type="image/png")
+
+    body = assert_error(response, 400, "not a JPEG, PNG, WebP or GIF")
+    assert "image" in body["errors"]
+
+
+def test_zip_renamed_png_is_refused(client, cinema):
+    assert_error(upload(client, cinema.admin, zip_file(), filename="poster.png"), 400, "not a JPEG")
+
+
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_truncated_images_are_refused(client, cinema, kind):
+    data, _ = IMAGES[kind]
+
+    assert_error(upload(client, cinema.admin, data[: len(data) - 10]), 400, "truncated")
+
+
+def test_damaged_png_is_refused(client, cinema):
+    damaged = bytearray(PNG)
+    damaged[40] ^= 0xFF  # inside the image data: its checksum no longer matches
+
+    assert_error(upload(client, cinema.admin, bytes(damaged)), 400, "checksum")
+
+
+def test_empty_file_is_refused(client, cinema):
+    assert_error(upload(client, cinema.admin, b""), 400, "empty")
+
+
+def test_missing_file_field(client, cinema):
+    response = client.post("/upload-poster", data={"poster": (io.BytesIO(PNG), "p.png")}, headers=cinema.admin)
+
+    body = assert_error(response, 400, "image")
+    assert "image" in body["errors"]
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["not base64 at all!", "iVBORw0KGgo=garbage", "data:image/png,rawtext", "", "   ", None, 42],
+)
+def test_json_image_that_does_not_decode(client, cinema, image):
+    body = assert_error(upload_json(client, cinema.admin, image), 400)
+    assert "image" in body["errors"]
+
+
+def test_json_base64_of_something_else(client, cinema):
+    response = upload_json(client, cinema.admin, base64.b64encode(b"just some text").decode())
+
+    assert_error(response, 400, "not a JPEG")
+
+
+@pytest.mark.parametrize("body", [b"", b"{not json", b"[1, 2]"])
+def test_json_body_that_is_not_an_object(client, cinema, body):
+    response = client.post("/upload-poster", data=body, content_type="application/json", headers=cinema.admin)
+
+    assert_error(response, 400)
+
+
+def test_other_content_types_are_refused(client, cinema):
+    response = client.post("/upload-poster", data=PNG, content_type="image/png", headers=cinema.admin)
+
+    assert_error(response, 415)
+
+
+def test_oversized_multipart_body(tmp_path):
+    app = create_app(test_config(tmp_path, MAX_POSTER_BYTES=1000))
+    client = app.test_client()
+    cinema_admin = _admin(client)
+    big = PNG + b"\0" * 200_000
+
+    response = upload(client, cinema_admin, big)
+
+    assert_error(response, 413)
+
+
+def test_file_just_over_the_limit_is_413(tmp_path):
+    app = create_app(test_config(tmp_path, MAX_POSTER_BYTES=len(JPEG) - 1))
+    client = app.test_client()
+    admin = _admin(client)
+
+    assert_error(upload(client, admin, JPEG), 413, f"larger than {len(JPEG) - 1} bytes")
+    assert upload_json(client, admin, base64.b64encode(JPEG).decode()).status_code == 413
+
+
+def test_file_at_the_limit_is_accepted(tmp_path):
+    app = create_app(test_config(tmp_path, MAX_POSTER_BYTES=len(JPEG)))
+    client = app.test_client()
+    admin = _admin(client)
+
+    assert upload(client, admin, JPEG).status_code == 201
+    assert upload_json(client, admin, base64.b64encode(JPEG).decode()).status_code == 201
+
+
+def test_oversized_json_body(tmp_path):
+    app = create_app(test_config(tmp_path, MAX_POSTER_BYTES=1000))
+    client = app.test_client()
+    admin = _admin(client)
+
+    response = upload_json(client, admin, base64.b64encode(b"\0" * 300_000).decode())
+
+    assert_error(response, 413)
+
+
+def test_default_limit_is_five_megabytes(client, cinema):
+    over = PNG + b"\0" * (5 * 1024 * 1024)
+
+    assert_error(upload(client, cinema.admin, over), 413)
+
+
+def _admin(client):
+    from conftest import Cinema
+
+    return Cinema(client).admin
+
+
+def test_only_admins_may_upload(client, cinema):
+    user = cinema.user()
+
+    assert_error(upload(client, user, PNG), 403)
+    assert_error(client.post("/upload-poster", data={"image": (io.BytesIO(PNG), "p.png")}), 401)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "0" * 64 + ".png",  # well formed, never stored
+        "..%2Fjwt-secret.key",
+        "../test.db",
+        "poster.png",
+        "0" * 64 + ".exe",
+    ],
+)
+def test_unknown_or_invalid_poster_names(client, name):
+    assert_error(client.get(f"/posters/{name}"), 404)
+
+
+def test_no_path_traversal_out_of_the_poster_folder(client, cinema):
+    upload(client, cinema.admin, PNG)
+
+    response = client.get("/posters/..%2F..%2Ftest.db")
+
+    assert response.status_code == 404
+
+
+# ---- Cloudinary (through a local fake) --------------------------------------------
+
+
+@pytest.fixture
+def cloudinary_fake():
+    fake = FakeCloudinary(**CLOUD)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def cloud_app(tmp_path, cloudinary_fake):
+    return create_app(test_config(tmp_path, CLOUDINARY_URL=cloudinary_fake.cloudinary_url, CLOUDINARY_TIMEOUT=0.5))
+
+
+@pytest.fixture
+def cloud_cinema(cloud_app):
+    from conftest import Cinema
+
+    return Cinema(cloud_app.test_client())
+
+
+def test_cloudinary_upload_through_the_sdk(cloud_cinema, cloudinary_fake):
+    response = upload(cloud_cinema.client, cloud_cinema.admin, JPEG, filename="anything.txt", content_type="text/plain")
+
+    assert response.status_code == 201, response.json
+    (sent,) = cloudinary_fake.requests
+    assert sent.path == "/v1_1/cinema-test/image/upload"
+    assert sent.files["file"] == JPEG
+    assert sent.fields["folder"] == "cinema/posters"
+    assert sent.fields["api_key"] == CLOUD["api_key"]
+    assert cloudinary_fake.signature_valid(sent)
+    public_id = cloudinary_fake.uploads[0]
+    assert response.json["url"].startswith("https://res.cloudinary.com/cinema-test/image/upload/v")
+    assert response.json["url"].endswith(public_id + ".png")
+    poster = response.json["poster_url"]
+    assert poster.startswith("https://res.cloudinary.com/cinema-test/image/upload/")
+    for part in ("c_fill", "w_300", "h_450", "f_auto", "q_auto"):
+        assert part in poster
+    assert poster.endswith(public_id)
+
+
+def test_signature_check_of_the_fake_catches_a_wrong_secret(tmp_path, cloudinary_fake):
+    wrong = cloudinary_fake.cloudinary_url.replace(CLOUD["api_secret"], "not-the-secret")
+    app = create_app(test_config(tmp_path, CLOUDINARY_URL=wrong))
+    client = app.test_client()
+
+    response = upload(client, _admin(client), PNG)
+
+    assert_error(response, 502)
+    assert not cloudinary_fake.signature_valid(cloudinary_fake.requests[0])
+
+
+def test_cloudinary_from_the_three_settings(tmp_path, cloudinary_fake):
+    app = create_app(
+        test_config(
+            tmp_path,
+            CLOUDINARY_CLOUD_NAME=CLOUD["cloud_name"],
+            CLOUDINARY_API_KEY=CLOUD["api_key"],
+            CLOUDINARY_API_SECRET=CLOUD["api_secret"],
+            CLOUDINARY_UPLOAD_PREFIX=cloudinary_fake.url,
+        )
+    )
+    client = app.test_client()
+
+    response = upload_json(client, _admin(client), base64.b64encode(GIF).decode())
+
+    assert response.status_code == 201, response.json
+    assert cloudinary_fake.requests[0].files["file"] == GIF
+    assert cloudinary_fake.signature_valid(cloudinary_fake.requests[0])
+
+
+def test_cloudinary_settings_from_the_environment(tmp_path, monkeypatch, cloudinary_fake):
+    monkeypatch.setenv("CLOUDINARY_URL", cloudinary_fake.cloudinary_url)
+    client = create_app(test_config(tmp_path)).test_client()
+
+    assert upload(client, _admin(client), PNG).status_code == 201
+    assert len(cloudinary_fake.uploads) == 1
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"CLOUDINARY_URL": "https://key:secret@cloud"},
+        {"CLOUDINARY_URL": "cloudinary://key@cloud"},
+        {"CLOUDINARY_CLOUD_NAME": "cloud", "CLOUDINARY_API_KEY": "key"},
+    ],
+)
+def test_incomplete_cloudinary_settings_stop_the_start(tmp_path, settings):
+    with pytest.raises(RuntimeError, match="CLOUDINARY"):
+        create_app(test_config(tmp_path, **settings))
+
+
+def test_not_an_image_never_reaches_cloudinary(cloud_cinema, cloudinary_fake):
+    assert_error(upload(cloud_cinema.client, cloud_cinema.admin, zip_file()), 400)
+    assert cloudinary_fake.requests == []
+
+
+def test_replacing_a_poster_destroys_the_old_image(cloud_cinema, cloudinary_fake):
+    movie = cloud_cinema.movie()
+    first = upload(cloud_cinema.client, cloud_cinema.admin, PNG, movie_id=str(movie["id"]))
+    assert first.status_code == 201, first.json
+    assert cloudinary_fake.destroyed == []
+
+    second = cloud_cinema.client.post(
+        f"/movies/{movie['id']}/poster", data={"image": (io.BytesIO(JPEG), "p.jpg")}, headers=cloud_cinema.admin
+    )
+
+    assert second.status_code == 201, second.json
+    assert movie_poster(cloud_cinema, movie["id"]) == second.json["url"]
+    first_id, second_id = cloudinary_fake.uploads
+    assert cloudinary_fake.destroyed == [first_id]
+    destroy = cloudinary_fake.requests[-1]
+    assert destroy.path == "/v1_1/cinema-test/image/destroy"
+    assert cloudinary_fake.signature_valid(destroy)
+
+
+def test_poster_shared_by_another_movie_is_kept(cloud_cinema, cloudinary_fake):
+    first_movie, second_movie = cloud_cinema.movie(title="A"), cloud_cinema.movie(title="B")
+    url = upload(cloud_cinema.client, cloud_cinema.admin, PNG, movie_id=str(first_movie["id"])).json["url"]
+    cloud_cinema.client.put(f"/movies/{second_movie['id']}", json={"poster_url": url}, headers=cloud_cinema.admin)
+
+    upload(cloud_cinema.client, cloud_cinema.admin, JPEG, movie_id=str(first_movie["id"]))
+
+    assert cloudinary_fake.destroyed == []
+
+
+def test_changing_poster_url_by_put_destroys_the_old_image(cloud_cinema, cloudinary_fake):
+    movie = cloud_cinema.movie()
+    upload(cloud_cinema.client, cloud_cinema.admin, PNG, movie_id=str(movie["id"]))
+
+    response = cloud_cinema.client.put(
+        f"/movies/{movie['id']}", json={"poster_url": "https://example.com/other.jpg"}, headers=cloud_cinema.admin
+    )
+
+    assert response.status_code == 200
+    assert cloudinary_fake.destroyed == cloudinary_fake.uploads
+
+
+def test_deleting_a_movie_destroys_its_poster(cloud_cinema, cloudinary_fake):
+    movie = cloud_cinema.movie()
+    upload(cloud_cinema.client, cloud_cinema.admin, PNG, movie_id=str(movie["id"]))
+
+    response = cloud_cinema.client.delete(f"/movies/{movie['id']}", headers=cloud_cinema.admin)
+
+    assert response.status_code == 200
+    assert cloudinary_fake.destroyed == cloudinary_fake.uploads
+
+
+def test_images_from_elsewhere_are_never_destroyed(cloud_cinema, cloudinary_fake):
+    movie = cloud_cinema.movie(poster_url="https://res.cloudinary.com/someone-else/image/upload/v1/cinema/posters/x.png")
+
+    upload(cloud_cinema.client, cloud_cinema.admin, PNG, movie_id=str(movie["id"]))
+    cloud_cinema.client.delete(f"/movies/{movie['id']}", headers=cloud_cinema.admin)
+
+    assert cloudinary_fake.destroyed == cloudinary_fake.uploads  # only our own upload
+
+
+def test_a_failing_destroy_does_not_fail_the_request(cloud_cinema, cloudinary_fake):
+    movie = cloud_cinema.movie()
+    upload(cloud_cinema.client, cloud_cinema.admin, PNG, movie_id=str(movie["id"]))
+    cloudinary_fake.mode = 500
+
+    response = cloud_cinema.client.delete(f"/movies/{movie['id']}", headers=cloud_cinema.admin)
+
+    assert response.status_code == 200
+    assert cloudinary_fake.destroyed == []
+
+
+@pytest.mark.parametrize("mode", [500, 503, 400, 401, 422, "hang"])
+def test_cloudinary_failures_are_502_and_change_nothing(cloud_cinema, cloudinary_fake, mode):
+    movie = cloud_cinema.movie(poster_url="https://example.com/old.jpg")
+    cloudinary_fake.mode = mode
+
+    response = upload(cloud_cinema.client, cloud_cinema.admin, PNG, movie_id=str(movie["id"]))
+
+    assert_error(response, 502, "image host")
+    assert len(cloudinary_fake.requests) == 1
+    assert movie_poster(cloud_cinema, movie["id"]) == "https://example.com/old.jpg"
+
+
+def test_cloudinary_unreachable_is_502(tmp_path):
+    app = create_app(
+        test_config(tmp_path, CLOUDINARY_URL=f"cloudinary://k:s@cloud?upload_prefix={closed_port_url()}")
+    )
+    client = app.test_client()
+    admin = _admin(client)
+    movie = client.post("/movies", json={"title": "Heat", "genre": "Crime"}, headers=admin).json
+
+    response = upload(client, admin, PNG, movie_id=str(movie["id"]))
+
+    assert_error(response, 502)
+    assert client.get(f"/movies/{movie['id']}", headers=admin).json["poster_url"] is None
