@@ -33,7 +33,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 import posters
 import schemas as s
-from emails import send_booking_confirmation
+from emails import resend_failed, send_booking_confirmation, send_cancellation
 from models import (
     CANCELLED,
     CONFIRMED,
@@ -75,6 +75,8 @@ DEFAULTS = {
     "ADMIN_PASSWORD": None,
     "RESEND_API_KEY": None,
     "RESEND_FROM": "Cinema <onboarding@resend.dev>",
+    "RESEND_API_URL": "https://api.resend.com",
+    "EMAIL_TIMEOUT": 5,
     "MAX_POSTER_BYTES": 5 * 1024 * 1024,
     "POSTER_FOLDER": None,  # instance/posters when unset
     "CLOUDINARY_URL": None,
@@ -109,6 +111,8 @@ ENVIRONMENT = {
     "ADMIN_PASSWORD": ("ADMIN_PASSWORD", str),
     "RESEND_API_KEY": ("RESEND_API_KEY", str),
     "RESEND_FROM": ("RESEND_FROM", str),
+    "RESEND_API_URL": ("RESEND_API_URL", str),
+    "EMAIL_TIMEOUT": ("EMAIL_TIMEOUT", float),
     "MAX_POSTER_BYTES": ("MAX_POSTER_BYTES", int),
     "POSTER_FOLDER": ("POSTER_FOLDER", str),
     "CLOUDINARY_URL": ("CLOUDINARY_URL", str),
@@ -219,6 +223,7 @@ def create_app(config=None):
     register_jwt_callbacks()
     app.before_request(refuse_non_json_bodies)
     app.cli.add_command(create_admin_command)
+    app.cli.add_command(send_pending_emails_command)
 
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
@@ -365,6 +370,19 @@ def create_admin_command(username, email, password):
     except IntegrityError:
         raise click.ClickException("That email is already registered.") from None
     click.echo(f"Created admin {user.username} (id {user.id}).")
+
+
+@click.command("send-pending-emails")
+@with_appcontext
+def send_pending_emails_command():
+    """Send again every booking email that failed; report how many went out."""
+    failed = db.session.scalars(
+        reservation_query().where(Reservation.email_status == "failed").order_by(Reservation.id)
+    ).all()
+    sent = resend_failed(failed)
+    click.echo(f"{sent} of {len(failed)} failed emails sent.")
+    if sent < len(failed):
+        raise SystemExit(1)
 
 
 # ---- errors -----------------------------------------------------------------------
@@ -1358,6 +1376,7 @@ def cancel_reservation(reservation_id):
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
+    send_cancellation(reservation)
     return {"message": "Reservation cancelled successfully"}
 
 

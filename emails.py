@@ -1,17 +1,99 @@
-"""Booking emails.
+"""Booking emails: the confirmation after a booking, and a notice after a cancellation.
 
-``send_booking_confirmation(reservation)`` is called after the reservation is
-committed. Without ``RESEND_API_KEY`` the email is written to the log and the
-reservation records ``email_status = "logged"``.
+``send_booking_confirmation(reservation)`` and ``send_cancellation(reservation)`` are
+called after the change is committed. With ``RESEND_API_KEY`` the email goes out
+through Resend, as text and HTML with an ``.ics`` calendar file, under an idempotency
+key made from the reservation, so that a retry within Resend's 24-hour window never
+sends it twice. Without the key the email is written to the log. Either way the
+reservation records how it went in ``email_status`` (``sent``, ``logged`` or
+``failed``), and nothing here ever raises or waits longer than ``EMAIL_TIMEOUT``.
 """
 
+import base64
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as SendTimeout
+from datetime import timedelta, timezone
 
+import resend
 from flask import current_app
+from markupsafe import escape
+from resend.exceptions import ResendError
 
-from models import db
+from models import CANCELLED, db
 
 log = logging.getLogger("cinema.emails")
+
+CONFIRMATION, CANCELLATION = "confirmation", "cancellation"
+# Sends run here so that a request can stop waiting after EMAIL_TIMEOUT.
+_sender = ThreadPoolExecutor(max_workers=4, thread_name_prefix="email")
+
+
+def send_booking_confirmation(reservation) -> str:
+    """Deliver the confirmation email and record how it went; never raises."""
+    return deliver(reservation, CONFIRMATION)
+
+
+def send_cancellation(reservation) -> str:
+    """Deliver the cancellation notice and record how it went; never raises."""
+    return deliver(reservation, CANCELLATION)
+
+
+def resend_failed(reservations) -> int:
+    """Send again each reservation's last email (cancellation or confirmation); return how many went out."""
+    sent = 0
+    for reservation in reservations:
+        kind = CANCELLATION if reservation.status == CANCELLED else CONFIRMATION
+        sent += deliver(reservation, kind) in ("sent", "logged")
+    return sent
+
+
+def deliver(reservation, kind: str) -> str:
+    config = current_app.config
+    try:
+        message = compose(reservation, kind)
+        if config["RESEND_API_KEY"]:
+            send_with_resend(message, config)
+            status = "sent"
+        else:
+            log.info(
+                "Booking %s for reservation %s to %s:\n%s",
+                kind,
+                reservation.id,
+                message["to"][0],
+                message["text"],
+            )
+            status = "logged"
+    except (ResendError, SendTimeout) as error:
+        log.warning("Booking %s email for reservation %s failed: %s", kind, reservation.id, error)
+        status = "failed"
+    except Exception:
+        log.exception("Booking %s email for reservation %s failed", kind, reservation.id)
+        status = "failed"
+    reservation.email_status = status
+    db.session.commit()
+    return status
+
+
+def send_with_resend(message: dict, config) -> None:
+    """Send through the Resend SDK, waiting at most EMAIL_TIMEOUT seconds."""
+    timeout = config["EMAIL_TIMEOUT"]
+    resend.api_key = config["RESEND_API_KEY"]
+    resend.api_url = config["RESEND_API_URL"]
+    resend.default_http_client = resend.RequestsClient(timeout=timeout)
+    params = {key: value for key, value in message.items() if key != "idempotency_key"}
+    params["from"] = config["RESEND_FROM"]
+    future = _sender.submit(
+        resend.Emails.send, params, {"idempotency_key": message["idempotency_key"]}
+    )
+    try:
+        future.result(timeout=timeout)
+    except SendTimeout:
+        future.cancel()  # still queued behind other slow sends: drop it
+        raise SendTimeout(f"no answer from Resend within {timeout} s") from None
+
+
+# ---- content ----------------------------------------------------------------------
 
 
 def local_start(reservation) -> str:
@@ -20,34 +102,117 @@ def local_start(reservation) -> str:
     return start.strftime("%Y-%m-%d %H:%M")
 
 
-def confirmation_text(reservation) -> str:
-    seats = ", ".join(reservation.seat_labels)
+def details(reservation) -> list[tuple[str, str]]:
+    showtime = reservation.showtime
+    return [
+        ("Movie", showtime.movie.title),
+        ("Showtime", f"{local_start(reservation)} ({showtime.hall})"),
+        ("Seats", ", ".join(reservation.seat_labels)),
+        ("Total", f"${reservation.total_cents / 100:.2f}"),
+        ("Reservation", f"#{reservation.id}"),
+    ]
+
+
+HEADLINES = {
+    CONFIRMATION: ("Your booking is confirmed:", "Enjoy your movie!"),
+    CANCELLATION: ("Your booking has been cancelled:", "The seats are free again. We hope to see you another time."),
+}
+
+
+def confirmation_text(reservation, kind: str = CONFIRMATION) -> str:
+    opening, closing = HEADLINES[kind]
+    lines = [f"Hello {reservation.user.username},", "", opening]
+    lines += [f"{label}: {value}" for label, value in details(reservation)]
+    return "\n".join(lines + ["", closing, ""])
+
+
+def confirmation_html(reservation, kind: str = CONFIRMATION) -> str:
+    opening, closing = HEADLINES[kind]
+    rows = "".join(
+        f"<tr><th align=\"left\">{escape(label)}</th><td>{escape(value)}</td></tr>"
+        for label, value in details(reservation)
+    )
     return (
-        f"Hello {reservation.user.username},\n\n"
-        "Your booking is confirmed:\n"
-        f"Movie: {reservation.showtime.movie.title}\n"
-        f"Showtime: {local_start(reservation)} ({reservation.showtime.hall})\n"
-        f"Seats: {seats}\n"
-        f"Total: ${reservation.total_cents / 100:.2f}\n"
-        f"Reservation: #{reservation.id}\n\n"
-        "Enjoy your movie!\n"
+        f"<p>Hello {escape(reservation.user.username)},</p>"
+        f"<p>{escape(opening)}</p><table>{rows}</table><p>{escape(closing)}</p>"
     )
 
 
-def send_booking_confirmation(reservation) -> str:
-    """Deliver the confirmation email and record how it went; never raises."""
-    try:
-        text = confirmation_text(reservation)
-        log.info(
-            "Booking confirmation for reservation %s to %s:\n%s",
-            reservation.id,
-            reservation.user.email,
-            text,
-        )
-        status = "logged"
-    except Exception:
-        log.exception("Could not write the confirmation for reservation %s", reservation.id)
-        status = "failed"
-    reservation.email_status = status
-    db.session.commit()
-    return status
+def compose(reservation, kind: str) -> dict:
+    """The email as Resend's send parameters, plus its idempotency key."""
+    title = reservation.showtime.movie.title
+    if kind == CANCELLATION:
+        subject = f"Cancelled: {title} on {local_start(reservation)}"
+    else:
+        subject = f"Your tickets for {title} on {local_start(reservation)}"
+    # The creation time keeps keys apart if the database is ever reset and ids repeat.
+    created = reservation.created_at.strftime("%Y%m%dT%H%M%S%f")
+    return {
+        "to": [reservation.user.email],
+        "subject": subject,
+        "text": confirmation_text(reservation, kind),
+        "html": confirmation_html(reservation, kind),
+        "attachments": [
+            {
+                "filename": f"reservation-{reservation.id}.ics",
+                "content": base64.b64encode(calendar(reservation, kind).encode()).decode(),
+                "content_type": "text/calendar; charset=utf-8",
+            }
+        ],
+        "idempotency_key": f"booking-{kind}/{reservation.id}-{created}",
+    }
+
+
+def calendar(reservation, kind: str) -> str:
+    """An iCalendar (RFC 5545) event for the showtime; a cancellation cancels it."""
+    showtime = reservation.showtime
+    minutes = showtime.movie.duration_minutes or 120
+    cancelled = kind == CANCELLATION
+    # Fixed by the reservation, so that a retried email is byte for byte the same.
+    stamp = reservation.cancelled_at if cancelled and reservation.cancelled_at else reservation.created_at
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//Cinema booking API//EN",
+        "CALSCALE:GREGORIAN",
+        "METHOD:PUBLISH",
+        "BEGIN:VEVENT",
+        f"UID:reservation-{reservation.id}@cinema-booking",
+        f"DTSTAMP:{ics_time(stamp)}",
+        f"DTSTART:{ics_time(showtime.start_time)}",
+        f"DTEND:{ics_time(showtime.start_time + timedelta(minutes=minutes))}",
+        f"SUMMARY:{ics_text(showtime.movie.title)}",
+        f"LOCATION:{ics_text(showtime.hall)}",
+        "DESCRIPTION:" + ics_text(
+            f"Seats {', '.join(reservation.seat_labels)}. Reservation #{reservation.id}."
+        ),
+        f"STATUS:{'CANCELLED' if cancelled else 'CONFIRMED'}",
+        f"SEQUENCE:{1 if cancelled else 0}",
+        "END:VEVENT",
+        "END:VCALENDAR",
+    ]
+    return "".join(fold(line) + "\r\n" for line in lines)
+
+
+def ics_time(moment) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def ics_text(value: str) -> str:
+    """Escape a TEXT value: backslash, semicolon, comma and newlines."""
+    return (
+        value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+    )
+
+
+def fold(line: str) -> str:
+    """Lines longer than 75 octets continue on the next line after a space."""
+    parts, current = [], ""
+    for character in line:
+        limit = 75 if not parts else 74
+        if len((current + character).encode()) > limit:
+            parts.append(current)
+            current = ""
+        current += character
+    parts.append(current)
+    return "\r\n ".join(parts)
