@@ -915,10 +915,28 @@ def delete_movie(movie_id):
 
 # Room for the multipart framing and the other fields around the image itself.
 POSTER_BODY_ALLOWANCE = 64 * 1024
+POSTER_FIELDS = {
+    "image": {"type": "string", "format": "binary"},
+    "movie_id": {"type": "integer", "description": "Make the image this movie's poster_url"},
+}
+POSTER_REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {"schema": {"type": "object", "properties": POSTER_FIELDS}},
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["image"],
+                "properties": {**POSTER_FIELDS, "image": {"type": "string", "description": "base64 or a data: URL"}},
+            }
+        },
+    },
+}
 
 
 @movies_blp.route("/upload-poster", methods=["POST"])
 @admin_required
+@movies_blp.doc(requestBody=POSTER_REQUEST_BODY)
 @movies_blp.response(201, s.PosterSchema)
 @movies_blp.alt_response(413, description="The image is over MAX_POSTER_BYTES")
 @movies_blp.alt_response(502, description="The image host failed; nothing changed")
@@ -933,6 +951,7 @@ def upload_poster():
 
 @movies_blp.route("/movies/<int:movie_id>/poster", methods=["POST"])
 @admin_required
+@movies_blp.doc(requestBody=POSTER_REQUEST_BODY)
 @movies_blp.response(201, s.PosterSchema)
 @movies_blp.alt_response(413, description="The image is over MAX_POSTER_BYTES")
 @movies_blp.alt_response(502, description="The image host failed; nothing changed")
@@ -970,7 +989,9 @@ def read_poster_request(movie_id_allowed=True) -> tuple[bytes, int | None]:
     too_large = f"The image is larger than {limit} bytes."
     if request.mimetype == "multipart/form-data":
         request.max_content_length = limit + POSTER_BODY_ALLOWANCE
-        upload = request.files.get("image") or request.files.get("file")
+        upload = request.files.get("image")
+        if upload is None:
+            upload = request.files.get("file")
         if upload is None:
             abort(400, message="Send the image in the multipart field 'image' (or 'file').",
                   errors={"image": ["Missing file."]})
@@ -978,7 +999,12 @@ def read_poster_request(movie_id_allowed=True) -> tuple[bytes, int | None]:
         movie_id = request.form.get("movie_id")
     elif request.is_json:
         # Base64 takes 4 bytes for every 3.
-        request.max_content_length = -(-limit // 3) * 4 + POSTER_BODY_ALLOWANCE
+        body_limit = -(-limit // 3) * 4 + POSTER_BODY_ALLOWANCE
+        # A streamed body (no Content-Length) is cut at the limit, not refused:
+        # allow one byte more, and a body that reaches it is too large.
+        request.max_content_length = body_limit + 1
+        if len(request.get_data()) > body_limit:
+            abort(413, message=too_large)
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             abort(400, message="The request body must be a JSON object with an 'image' field.")

@@ -282,6 +282,39 @@ def test_oversized_json_body(tmp_path):
     assert_error(response, 413)
 
 
+class EndlessBody(io.RawIOBase):
+    """A request body that never ends, counting what the server reads of it."""
+
+    def __init__(self):
+        self.bytes_read = 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        buffer[:] = b"A" * len(buffer)
+        self.bytes_read += len(buffer)
+        return len(buffer)
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "multipart/form-data; boundary=x"])
+def test_streamed_body_without_length_stops_at_the_limit(tmp_path, content_type):
+    app = create_app(test_config(tmp_path, MAX_POSTER_BYTES=1000))
+    client = app.test_client()
+    admin = _admin(client)
+    body = EndlessBody()
+
+    response = client.post(
+        "/upload-poster",
+        # As a server that handles chunked bodies passes them on: no length, terminated.
+        environ_overrides={"wsgi.input": body, "wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+        headers={**admin, "Content-Type": content_type, "Transfer-Encoding": "chunked"},
+    )
+
+    assert_error(response, 413)
+    assert body.bytes_read < 200_000
+
+
 def test_default_limit_is_five_megabytes(client, cinema):
     over = PNG + b"\0" * (5 * 1024 * 1024)
 
