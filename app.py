@@ -376,8 +376,13 @@ def create_admin_command(username, email, password):
 @with_appcontext
 def send_pending_emails_command():
     """Send again every booking email that failed; report how many went out."""
+    from sqlalchemy.orm import joinedload
+
     failed = db.session.scalars(
-        reservation_query().where(Reservation.email_status == "failed").order_by(Reservation.id)
+        reservation_query()
+        .options(joinedload(Reservation.user))
+        .where(Reservation.email_status == "failed")
+        .order_by(Reservation.id)
     ).all()
     sent = resend_failed(failed)
     click.echo(f"{sent} of {len(failed)} failed emails sent.")

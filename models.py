@@ -72,7 +72,8 @@ CANCELLED = "cancelled"
 HELD = "held"
 RESERVATION_STATUSES = (CONFIRMED, CANCELLED, HELD)
 
-# How the confirmation email went: not yet tried, sent, failed, or written to the log.
+# How the latest email of a reservation went (the confirmation, or the cancellation
+# notice once cancelled): not yet tried, sent, failed, or written to the log.
 EMAIL_STATUSES = ("pending", "sent", "failed", "logged")
 
 
