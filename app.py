@@ -984,9 +984,6 @@ def get_poster(name):
 
 def read_poster_request(movie_id_allowed=True) -> tuple[bytes, int | None]:
     """The image bytes and optional movie id, from a multipart or JSON body."""
-    import base64
-    import binascii
-
     # Nothing below may hold SQLite's write lock (taken by the admin check) while
     # a large body arrives or the image host answers.
     db.session.rollback()
@@ -1003,7 +1000,6 @@ def read_poster_request(movie_id_allowed=True) -> tuple[bytes, int | None]:
         data = upload.stream.read(limit + 1)
         movie_id = request.form.get("movie_id")
     elif request.is_json:
-        # Base64 takes 4 bytes for every 3.
         body_limit = -(-limit // 3) * 4 + POSTER_BODY_ALLOWANCE
         # A streamed body (no Content-Length) is cut at the limit, not refused:
         # allow one byte more, and a body that reaches it is too large.
@@ -1013,21 +1009,7 @@ def read_poster_request(movie_id_allowed=True) -> tuple[bytes, int | None]:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             abort(400, message="The request body must be a JSON object with an 'image' field.")
-        image, movie_id = body.get("image"), body.get("movie_id")
-        if not isinstance(image, str) or not image.strip():
-            abort(400, message="'image' must be the image as base64 or a data: URL.",
-                  errors={"image": ["Missing or not a string."]})
-        if image.startswith("data:"):
-            header, _, image = image.partition(",")
-            if not header.endswith(";base64"):
-                abort(400, message="The data: URL must be base64 encoded.", errors={"image": ["Not base64."]})
-        encoded = "".join(image.split())
-        if len(encoded) > -(-limit // 3) * 4:
-            abort(413, message=too_large)
-        try:
-            data = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            abort(400, message="'image' is not valid base64.", errors={"image": ["Not valid base64."]})
+        data, movie_id = decode_image(body.get("image"), limit), body.get("movie_id")
     else:
         abort(415, message="Send the image as multipart/form-data or as JSON with base64.")
     if len(data) > limit:
@@ -1041,6 +1023,27 @@ def read_poster_request(movie_id_allowed=True) -> tuple[bytes, int | None]:
     if isinstance(movie_id, bool) or not isinstance(movie_id, int) or not 1 <= movie_id < 2**31:
         abort(400, message="movie_id must be a movie's id.", errors={"movie_id": ["Not a valid id."]})
     return data, movie_id
+
+
+def decode_image(image, limit: int) -> bytes:
+    """The bytes of a JSON ``image``: base64, or a base64 ``data:`` URL."""
+    import base64
+    import binascii
+
+    if not isinstance(image, str) or not image.strip():
+        abort(400, message="'image' must be the image as base64 or a data: URL.",
+              errors={"image": ["Missing or not a string."]})
+    if image.startswith("data:"):
+        header, _, image = image.partition(",")
+        if not header.endswith(";base64"):
+            abort(400, message="The data: URL must be base64 encoded.", errors={"image": ["Not base64."]})
+    encoded = "".join(image.split())
+    if len(encoded) > -(-limit // 3) * 4:  # base64 takes 4 bytes for every 3
+        abort(413, message=f"The image is larger than {limit} bytes.")
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        abort(400, message="'image' is not valid base64.", errors={"image": ["Not valid base64."]})
 
 
 def save_poster(data: bytes, movie_id: int | None):
