@@ -104,14 +104,17 @@ class StrictInteger(fields.Integer):
         return super()._validated(value)
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on every database
+
+
 def Id(**kwargs):
     """An id in a JSON body: a real integer, positive."""
-    return StrictInteger(validate=validate.Range(min=1, max=2**31 - 1), **kwargs)
+    return StrictInteger(validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 def QueryId(**kwargs):
     """An id in a query string, where every value arrives as text."""
-    return fields.Integer(strict=False, validate=validate.Range(min=1, max=2**31 - 1), **kwargs)
+    return fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 def seat_label(value):
@@ -137,6 +140,28 @@ def no_duplicates(labels):
         seen.add(label)
     if duplicates:
         raise ValidationError(f"Duplicate seats: {', '.join(duplicates)}.")
+
+
+# ---- errors -----------------------------------------------------------------------
+
+
+class ErrorSchema(Schema):
+    """Every error body, whatever the status."""
+
+    status = fields.Integer(required=True, metadata={"example": 404})
+    error = fields.String(required=True, metadata={"example": "Not Found"})
+    message = fields.String(required=True, metadata={"example": "Movie 7 not found."})
+    errors = fields.Dict(
+        keys=fields.String(),
+        metadata={
+            "description": "Validation errors and conflicts: field name -> what is wrong "
+            "(a list of messages, or of the offending values such as seat labels)",
+            "example": {"title": ["Missing data for required field."]},
+        },
+    )
+    error_id = fields.String(
+        metadata={"description": "500 only: the id under which the error was logged"}
+    )
 
 
 # ---- users and auth ---------------------------------------------------------------
