@@ -35,6 +35,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 import apidoc
 import schemas as s
+from demo import seed_demo_command
 from emails import send_booking_confirmation
 from models import (
     CANCELLED,
@@ -246,6 +247,7 @@ def create_app(config=None):
     app.before_request(refuse_non_json_bodies)
     app.before_request(refuse_ids_out_of_range)
     app.cli.add_command(create_admin_command)
+    app.cli.add_command(seed_demo_command)
 
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
