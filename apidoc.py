@@ -178,7 +178,6 @@ def docs_blueprint():
             "validatorUrl": None,  # the default badge would call an outside validator
             "persistAuthorization": True,
             "displayRequestDuration": True,
-            "tryItOutEnabled": True,
         },
     )
 

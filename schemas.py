@@ -494,12 +494,14 @@ class ReservationSchema(Schema):
     total_price = Dollars(attribute="total_cents")
     status = fields.String(metadata={"enum": ["confirmed", "cancelled", "held"]})
     created_at = LocalDateTime()
-    cancelled_at = LocalDateTime()
-    movie_title = fields.Function(lambda r: r.showtime.movie.title)
+    cancelled_at = LocalDateTime(allow_none=True, metadata={"description": "null until cancelled"})
+    movie_title = fields.Function(lambda r: r.showtime.movie.title, metadata={"type": "string"})
     start_time = LocalDateTime(attribute="showtime.start_time")
     hall = fields.String(attribute="showtime.hall")
     email_status = fields.String()
-    booked_ago = fields.Method("humanized_age")
+    booked_ago = fields.Method(
+        "humanized_age", metadata={"type": "string", "example": "2 hours ago"}
+    )
 
     def humanized_age(self, reservation):
         return humanize.naturaltime(datetime.now(timezone.utc) - reservation.created_at)
