@@ -85,10 +85,13 @@ class Dollars(fields.Field):
             amount = Decimal(str(value))
         except InvalidOperation:
             raise self.make_error("invalid") from None
-        if not amount.is_finite() or amount != amount.quantize(Decimal("0.01")):
+        if not amount.is_finite():
             raise self.make_error("invalid")
+        # The range first: quantize() fails on numbers with more digits than Decimal keeps.
         if not 0 <= amount <= 10000:
             raise self.make_error("range")
+        if amount != amount.quantize(Decimal("0.01")):
+            raise self.make_error("invalid")
         return int(amount * 100)
 
 
