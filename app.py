@@ -489,7 +489,7 @@ def refuse_ids_out_of_range():
     """An id in a path beyond what the database stores names nothing: 404, not an overflow."""
     for name, value in (request.view_args or {}).items():
         if name.endswith("_id") and isinstance(value, int) and not 1 <= value <= s.MAX_ID:
-            return error_response(404, f"Nothing has {name} {value}.")
+            return error_response(404, f"{name.removesuffix('_id').capitalize()} {value} not found.")
     return None
 
 

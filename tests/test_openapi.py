@@ -192,7 +192,7 @@ def test_patterns_use_the_openapi_regex_dialect(spec):
 
 @pytest.mark.parametrize("url", ["/movies/0", "/movies/99999999999999999999", "/showtimes/4294967296/seats"])
 def test_ids_beyond_the_documented_range_are_not_found(client, cinema, url):
-    assert_error(client.get(url, headers=cinema.admin), 404)
+    assert_error(client.get(url, headers=cinema.admin), 404, "not found")
 
 
 def test_the_docs_page_is_served_from_local_files(client):
