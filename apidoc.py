@@ -3,6 +3,21 @@
 from copy import deepcopy
 from http import HTTPStatus
 
+API_DESCRIPTION = """\
+Book seats at a movie cinema. JSON in and out; times are ISO 8601 with an offset.
+
+**Auth**: `POST /login` returns an `access_token` (1 hour) and a `refresh_token` (30 days).
+Send `Authorization: Bearer <access_token>` ("Authorize" on this page). Admin endpoints
+answer 403 to other users.
+
+**Errors** always look like `{"status": 404, "error": "Not Found", "message": "..."}`;
+validation errors (400) add `errors` by field, and a 500 adds the `error_id` it was logged
+under.
+
+**Lists** take `page` and `per_page` (1-100) and answer a bare array, with the total in
+`X-Total-Count` and the neighbouring pages in `Link`.
+"""
+
 BEARER_SCHEME = {
     "type": "http",
     "scheme": "bearer",

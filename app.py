@@ -84,6 +84,7 @@ DEFAULTS = {
     "OPENAPI_VERSION": "3.0.3",
     "OPENAPI_URL_PREFIX": "/",
     "OPENAPI_JSON_PATH": "openapi.json",
+    "API_SPEC_OPTIONS": {"info": {"description": apidoc.API_DESCRIPTION}},
 }
 
 # Environment variable -> (config key, parser). Read after DEFAULTS, before `config`.

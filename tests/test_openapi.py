@@ -42,6 +42,14 @@ def test_the_document_is_valid_openapi_3(spec):
     validate(spec)
 
 
+def test_the_description_explains_auth_errors_and_lists(spec):
+    description = spec["info"]["description"]
+
+    assert "Authorization: Bearer" in description
+    assert '"error": "Not Found"' in description
+    assert "X-Total-Count" in description
+
+
 def test_every_contract_endpoint_is_documented_and_nothing_else(spec):
     documented = {
         (method.upper(), path)
