@@ -25,14 +25,18 @@ from flask_jwt_extended import (
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_smorest import Api, Blueprint, abort
+from flask_smorest.utils import prepare_response
 from sqlalchemy import event, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.routing import IntegerConverter
 from werkzeug.security import check_password_hash, generate_password_hash
 
+import apidoc
 import posters
 import schemas as s
+from demo import seed_demo_command
 from emails import resend_failed, send_booking_confirmation, send_cancellation
 from models import (
     CANCELLED,
@@ -89,6 +93,9 @@ DEFAULTS = {
     "API_TITLE": "Movie Cinema Booking API",
     "API_VERSION": "1.0.0",
     "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "API_SPEC_OPTIONS": {"info": {"description": apidoc.API_DESCRIPTION}},
 }
 
 # Environment variable -> (config key, parser). Read after DEFAULTS, before `config`.
@@ -149,8 +156,32 @@ def settings_from_environment() -> dict:
 class JsonErrorApi(Api):
     """flask-smorest's Api, with every HTTP error in the contract's shape."""
 
+    ERROR_SCHEMA = s.ErrorSchema
+    DEFAULT_ERROR_RESPONSE_NAME = None  # each operation lists the errors it can return
+
     def handle_http_exception(self, error):
         return http_error(error)
+
+    def _init_spec(self, **kwargs):
+        super()._init_spec(**kwargs)
+        self.spec.components.security_scheme("bearerAuth", apidoc.BEARER_SCHEME)
+        self.ma_plugin.converter.add_attribute_function(apidoc.ecma_pattern)
+        self.register_converter(IntegerConverter, apidoc.id_parameter)
+
+    def _register_responses(self):
+        """One component response per error status, in the contract's shape."""
+        headers = {401: {"WWW-Authenticate": {"schema": {"type": "string"}}}}
+        headers.update(dict.fromkeys((429, 503), apidoc.RETRY_HEADERS))
+        for status in apidoc.ERROR_MESSAGES:
+            response = {
+                "description": HTTPStatus(status).phrase,
+                "schema": self.ERROR_SCHEMA,
+                "example": apidoc.error_example(status),
+            }
+            if status in headers:
+                response["headers"] = headers[status]
+            prepare_response(response, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
+            self.spec.components.response(HTTPStatus(status).name, response, lazy=True)
 
 
 class ValidationParser(FlaskParser):
@@ -160,6 +191,18 @@ class ValidationParser(FlaskParser):
 
 class ApiBlueprint(Blueprint):
     ARGUMENTS_PARSER = ValidationParser()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Before flask-smorest turns the collected responses into the document.
+        self._prepare_doc_cbks.insert(0, apidoc.add_common_errors)
+
+    def alt_response(self, status_code, response=None, *, schema=None, example=None, **kwargs):
+        """Error responses default to the contract's error shape."""
+        if response is None and schema is None and int(status_code) >= 400:
+            schema = s.ErrorSchema
+            example = example or apidoc.error_example(int(status_code))
+        return super().alt_response(status_code, response, schema=schema, example=example, **kwargs)
 
 
 def schema_name(schema):
@@ -175,6 +218,7 @@ def schema_name(schema):
 
 
 api = JsonErrorApi(spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=schema_name)})
+api.register_field(s.Dollars, "number", None)
 jwt = JWTManager()
 limiter = Limiter(key_func=get_remote_address)
 
@@ -219,11 +263,14 @@ def create_app(config=None):
     api.init_app(app)
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
+    app.register_blueprint(apidoc.docs_blueprint())
     register_error_handlers(app)
     register_jwt_callbacks()
     app.before_request(refuse_non_json_bodies)
+    app.before_request(refuse_ids_out_of_range)
     app.cli.add_command(create_admin_command)
     app.cli.add_command(send_pending_emails_command)
+    app.cli.add_command(seed_demo_command)
 
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
@@ -480,6 +527,14 @@ def refuse_non_json_bodies():
     return None
 
 
+def refuse_ids_out_of_range():
+    """An id in a path beyond what the database stores names nothing: 404, not an overflow."""
+    for name, value in (request.view_args or {}).items():
+        if name.endswith("_id") and isinstance(value, int) and not 1 <= value <= s.MAX_ID:
+            return error_response(404, f"{name.removesuffix('_id').capitalize()} {value} not found.")
+    return None
+
+
 def register_jwt_callbacks():
     def unauthorized(message):
         return error_response(401, message, {"WWW-Authenticate": "Bearer"})
@@ -510,8 +565,26 @@ def is_token_revoked(jwt_header, jwt_payload):
     return db.session.get(RevokedToken, jwt_payload["jti"]) is not None
 
 
+# Each of these enforces a token and documents it (bearerAuth, 401, 403) in the spec.
+
+
+def login_required(view):
+    """A valid access token."""
+    return apidoc.document_security(jwt_required()(view), 401)
+
+
+def refresh_token_required(view):
+    """A valid refresh token."""
+    return apidoc.document_security(jwt_required(refresh=True)(view), 401)
+
+
+def any_token_required(view):
+    """A valid access or refresh token."""
+    return apidoc.document_security(jwt_required(verify_type=False)(view), 401)
+
+
 def admin_required(view):
-    """jwt_required, plus the admin flag re-checked in the database (not the token)."""
+    """An access token, plus the admin flag re-checked in the database (not the token)."""
     from functools import wraps
 
     @wraps(view)
@@ -520,7 +593,7 @@ def admin_required(view):
             abort(403, message="Admins only.")
         return view(*args, **kwargs)
 
-    return jwt_required()(wrapper)
+    return apidoc.document_security(jwt_required()(wrapper), 401, 403)
 
 
 # ---- helpers ----------------------------------------------------------------------
@@ -705,9 +778,12 @@ def register_limit():
 
 @auth_blp.route("/register", methods=["POST"])
 @limiter.limit(register_limit)
-@auth_blp.arguments(s.RegisterSchema)
-@auth_blp.response(201, s.RegisterResponseSchema)
+@auth_blp.arguments(s.RegisterSchema, example=apidoc.EXAMPLES["register"])
+@auth_blp.response(
+    201, s.RegisterResponseSchema, headers=apidoc.CREATED_HEADERS, example=apidoc.EXAMPLES["registered"]
+)
 @auth_blp.alt_response(409, description="Username or email already taken")
+@auth_blp.alt_response(429, description="Past REGISTER_RATE_LIMIT", headers=apidoc.RETRY_HEADERS)
 def register(data):
     """Create an account."""
     username_key, email = data["username"].lower(), data["email"].lower()
@@ -730,9 +806,10 @@ def register(data):
 
 @auth_blp.route("/login", methods=["POST"])
 @limiter.limit(login_limit)
-@auth_blp.arguments(s.LoginSchema)
-@auth_blp.response(200, s.TokenResponseSchema)
+@auth_blp.arguments(s.LoginSchema, example=apidoc.EXAMPLES["login"])
+@auth_blp.response(200, s.TokenResponseSchema, example=apidoc.EXAMPLES["logged_in"])
 @auth_blp.alt_response(401, description="Unknown user or wrong password")
+@auth_blp.alt_response(429, description="Past LOGIN_RATE_LIMIT", headers=apidoc.RETRY_HEADERS)
 def login(data):
     """Exchange a username (or email) and password for tokens."""
     key = data["username"].strip().lower()
@@ -748,7 +825,7 @@ def login(data):
 
 
 @auth_blp.route("/refresh", methods=["POST"])
-@jwt_required(refresh=True)
+@refresh_token_required
 @auth_blp.response(200, s.AccessTokenSchema)
 def refresh():
     """Exchange a refresh token for a new access token."""
@@ -757,7 +834,7 @@ def refresh():
 
 
 @auth_blp.route("/logout", methods=["POST"])
-@jwt_required(verify_type=False)
+@any_token_required
 @auth_blp.response(200, s.MessageSchema)
 def logout():
     """Revoke the token that made this request."""
@@ -771,7 +848,7 @@ def logout():
 
 
 @users_blp.route("/me", methods=["GET"])
-@jwt_required()
+@login_required
 @users_blp.response(200, s.UserSchema)
 def get_me():
     """Your own profile."""
@@ -781,7 +858,7 @@ def get_me():
 @users_blp.route("/users", methods=["GET"])
 @admin_required
 @users_blp.arguments(s.UsersQuerySchema, location="query")
-@users_blp.response(200, s.UserSchema(many=True))
+@users_blp.response(200, s.UserSchema(many=True), headers=apidoc.PAGE_HEADERS)
 def list_users(args):
     """Every user, by id (admins)."""
     return paginate(select(User).order_by(User.id), args)
@@ -789,7 +866,8 @@ def list_users(args):
 
 @users_blp.route("/users/promote/<int:user_id>", methods=["POST"])
 @admin_required
-@users_blp.response(200, s.PromoteResponseSchema)
+@users_blp.response(200, s.PromoteResponseSchema, example=apidoc.EXAMPLES["promoted"])
+@users_blp.alt_response(404, description="Unknown user")
 def promote_user(user_id):
     """Make a user an admin (idempotent)."""
     user = db.get_or_404(User, user_id, description=f"User {user_id} not found.")
@@ -803,8 +881,8 @@ def promote_user(user_id):
 
 @movies_blp.route("/movies", methods=["POST"])
 @admin_required
-@movies_blp.arguments(s.MovieSchema)
-@movies_blp.response(201, s.MovieSchema)
+@movies_blp.arguments(s.MovieSchema, example=apidoc.EXAMPLES["movie"])
+@movies_blp.response(201, s.MovieSchema, headers=apidoc.CREATED_HEADERS)
 def create_movie(data):
     """Add a movie to the catalogue."""
     movie = Movie(**data)
@@ -814,9 +892,9 @@ def create_movie(data):
 
 
 @movies_blp.route("/movies", methods=["GET"])
-@jwt_required()
+@login_required
 @movies_blp.arguments(s.MoviesQuerySchema, location="query")
-@movies_blp.response(200, s.MovieSchema(many=True))
+@movies_blp.response(200, s.MovieSchema(many=True), headers=apidoc.PAGE_HEADERS)
 def list_movies(args):
     """The catalogue, by title; ``?genre=`` filters (case-insensitive)."""
     statement = select(Movie).where(Movie.deleted_at.is_(None)).order_by(Movie.title, Movie.id)
@@ -826,9 +904,9 @@ def list_movies(args):
 
 
 @movies_blp.route("/movies/search", methods=["GET"])
-@jwt_required()
+@login_required
 @movies_blp.arguments(s.MovieSearchQuerySchema, location="query")
-@movies_blp.response(200, s.MovieSchema(many=True))
+@movies_blp.response(200, s.MovieSchema(many=True), headers=apidoc.PAGE_HEADERS)
 def search_movies(args):
     """Case-insensitive substring search on title and/or genre, or ``q`` for either."""
     statement = select(Movie).where(Movie.deleted_at.is_(None)).order_by(Movie.title, Movie.id)
@@ -847,8 +925,9 @@ def search_movies(args):
 
 
 @movies_blp.route("/movies/<int:movie_id>", methods=["GET"])
-@jwt_required()
+@login_required
 @movies_blp.response(200, s.MovieDetailSchema)
+@movies_blp.alt_response(404, description="Unknown or deleted movie")
 def get_movie(movie_id):
     """One movie with its upcoming showtimes."""
     movie = get_movie_or_404(movie_id)
@@ -863,8 +942,10 @@ def get_movie(movie_id):
 
 @movies_blp.route("/movies/<int:movie_id>", methods=["PUT"])
 @admin_required
-@movies_blp.arguments(s.MovieSchema(partial=True))
+@movies_blp.arguments(s.MovieSchema(partial=True), example={"duration_minutes": 150})
 @movies_blp.response(200, s.MovieSchema)
+@movies_blp.alt_response(404, description="Unknown or deleted movie")
+@movies_blp.alt_response(409, description="A longer film would overlap the next showtime in a hall")
 def update_movie(data, movie_id):
     """Change a movie; send only the fields that change."""
     json_body_required(data)
@@ -894,6 +975,7 @@ def update_movie(data, movie_id):
 @movies_blp.route("/movies/<int:movie_id>", methods=["DELETE"])
 @admin_required
 @movies_blp.response(200, s.MessageSchema)
+@movies_blp.alt_response(404, description="Unknown or deleted movie")
 @movies_blp.alt_response(409, description="Upcoming showtimes have bookings")
 def delete_movie(movie_id):
     """Archive a movie and its showtimes; refused while upcoming showtimes are booked."""
@@ -943,6 +1025,8 @@ POSTER_REQUEST_BODY = {
 @admin_required
 @movies_blp.doc(requestBody=POSTER_REQUEST_BODY)
 @movies_blp.response(201, s.PosterSchema)
+@movies_blp.alt_response(400, description="Not a JPEG, PNG, WebP or GIF image, or a bad movie_id")
+@movies_blp.alt_response(404, description="No such movie")
 @movies_blp.alt_response(413, description="The image is over MAX_POSTER_BYTES")
 @movies_blp.alt_response(502, description="The image host failed; nothing changed")
 def upload_poster():
@@ -958,6 +1042,8 @@ def upload_poster():
 @admin_required
 @movies_blp.doc(requestBody=POSTER_REQUEST_BODY)
 @movies_blp.response(201, s.PosterSchema)
+@movies_blp.alt_response(400, description="Not a JPEG, PNG, WebP or GIF image, or a bad movie_id")
+@movies_blp.alt_response(404, description="No such movie")
 @movies_blp.alt_response(413, description="The image is over MAX_POSTER_BYTES")
 @movies_blp.alt_response(502, description="The image host failed; nothing changed")
 def upload_movie_poster(movie_id):
@@ -967,7 +1053,10 @@ def upload_movie_poster(movie_id):
 
 
 @movies_blp.route("/posters/<name>", methods=["GET"])
-@movies_blp.doc(responses={200: {"description": "The image"}, 404: {"description": "No such poster"}})
+@movies_blp.doc(
+    responses={200: {"description": "The image", "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}}}
+)
+@movies_blp.alt_response(404, description="No such poster")
 def get_poster(name):
     """A locally stored poster (public, cached for a year: its name is its content hash)."""
     from flask import send_from_directory
@@ -1088,8 +1177,9 @@ def discard_unused_poster(url: str | None):
 
 @showtimes_blp.route("/showtimes", methods=["POST"])
 @admin_required
-@showtimes_blp.arguments(s.ShowtimeCreateSchema)
-@showtimes_blp.response(201, s.ShowtimeSchema)
+@showtimes_blp.arguments(s.ShowtimeCreateSchema, example=apidoc.EXAMPLES["showtime"])
+@showtimes_blp.response(201, s.ShowtimeSchema, headers=apidoc.CREATED_HEADERS)
+@showtimes_blp.alt_response(404, description="Unknown movie")
 @showtimes_blp.alt_response(409, description="The hall is taken at that time")
 def create_showtime(data):
     """Schedule a movie in a hall."""
@@ -1112,9 +1202,9 @@ def create_showtime(data):
 
 
 @showtimes_blp.route("/showtimes", methods=["GET"])
-@jwt_required()
+@login_required
 @showtimes_blp.arguments(s.ShowtimeRangeQuerySchema, location="query")
-@showtimes_blp.response(200, s.ShowtimeSchema(many=True))
+@showtimes_blp.response(200, s.ShowtimeSchema(many=True), headers=apidoc.PAGE_HEADERS)
 def list_showtimes(args):
     """Upcoming showtimes (or those in ?date= / ?from= / ?to=), by start time."""
     statement = filter_showtimes(showtimes_query(), args)
@@ -1125,9 +1215,9 @@ def list_showtimes(args):
 
 
 @showtimes_blp.route("/showtimes/search", methods=["GET"])
-@jwt_required()
+@login_required
 @showtimes_blp.arguments(s.ShowtimeSearchQuerySchema, location="query")
-@showtimes_blp.response(200, s.ShowtimeSchema(many=True))
+@showtimes_blp.response(200, s.ShowtimeSchema(many=True), headers=apidoc.PAGE_HEADERS)
 def search_showtimes(args):
     """Showtimes on a local date (?date=YYYY-MM-DD) or between ?from= and ?to=."""
     rows, headers = paginate(filter_showtimes(showtimes_query(), args), args, scalars=False)
@@ -1135,8 +1225,9 @@ def search_showtimes(args):
 
 
 @showtimes_blp.route("/showtimes/<int:showtime_id>", methods=["GET"])
-@jwt_required()
+@login_required
 @showtimes_blp.response(200, s.ShowtimeSchema)
+@showtimes_blp.alt_response(404, description="Unknown or deleted showtime")
 def get_showtime(showtime_id):
     """One showtime with its seat counts."""
     return showtime_with_counts(showtime_id)
@@ -1146,6 +1237,7 @@ def get_showtime(showtime_id):
 @admin_required
 @showtimes_blp.arguments(s.ShowtimeUpdateSchema)
 @showtimes_blp.response(200, s.ShowtimeSchema)
+@showtimes_blp.alt_response(404, description="Unknown showtime or movie")
 @showtimes_blp.alt_response(409, description="Booked, or the hall is taken")
 def update_showtime(data, showtime_id):
     """Move a showtime, change its hall, movie or price; refused once it is booked."""
@@ -1170,6 +1262,7 @@ def update_showtime(data, showtime_id):
 @showtimes_blp.route("/showtimes/<int:showtime_id>", methods=["DELETE"])
 @admin_required
 @showtimes_blp.response(200, s.MessageSchema)
+@showtimes_blp.alt_response(404, description="Unknown or deleted showtime")
 @showtimes_blp.alt_response(409, description="The showtime has bookings")
 def delete_showtime(showtime_id):
     """Archive a showtime; refused while it is upcoming and booked."""
@@ -1184,8 +1277,9 @@ def delete_showtime(showtime_id):
 
 
 @showtimes_blp.route("/showtimes/<int:showtime_id>/seats", methods=["GET"])
-@jwt_required()
+@login_required
 @showtimes_blp.response(200, s.SeatMapSchema)
+@showtimes_blp.alt_response(404, description="Unknown or deleted showtime")
 def seat_map(showtime_id):
     """Every seat of a showtime, row by row in natural order, with its status."""
     showtime = get_showtime_or_404(showtime_id)
@@ -1221,8 +1315,11 @@ def seat_map(showtime_id):
 
 @seats_blp.route("/seats", methods=["POST"])
 @admin_required
-@seats_blp.arguments(s.SeatsCreateSchema)
-@seats_blp.response(201, s.SeatsCreatedSchema)
+@seats_blp.arguments(s.SeatsCreateSchema, example=apidoc.EXAMPLES["seats"])
+@seats_blp.response(
+    201, s.SeatsCreatedSchema, headers=apidoc.CREATED_HEADERS, example=apidoc.EXAMPLES["seats_added"]
+)
+@seats_blp.alt_response(404, description="Unknown showtime")
 @seats_blp.alt_response(409, description="A label already exists (none added)")
 def add_seats(data):
     """Add seats to a showtime: a list of labels, or rows × seats per row."""
@@ -1290,9 +1387,11 @@ def get_reservation_or_404(reservation_id: int) -> Reservation:
 
 
 @reservations_blp.route("/reservations", methods=["POST"])
-@jwt_required()
-@reservations_blp.arguments(s.ReservationCreateSchema)
-@reservations_blp.response(201, s.ReservationCreatedSchema)
+@login_required
+@reservations_blp.arguments(s.ReservationCreateSchema, example=apidoc.EXAMPLES["reservation"])
+@reservations_blp.response(
+    201, s.ReservationCreatedSchema, headers=apidoc.CREATED_HEADERS, example=apidoc.EXAMPLES["reserved"]
+)
 @reservations_blp.alt_response(404, description="Unknown showtime")
 @reservations_blp.alt_response(409, description="A seat is taken, or the showtime started")
 def create_reservation(data):
@@ -1360,9 +1459,10 @@ def create_reservation(data):
 
 
 @reservations_blp.route("/reservations", methods=["GET"])
-@jwt_required()
+@login_required
 @reservations_blp.arguments(s.ReservationsQuerySchema, location="query")
-@reservations_blp.response(200, s.ReservationSchema(many=True))
+@reservations_blp.response(200, s.ReservationSchema(many=True), headers=apidoc.PAGE_HEADERS)
+@reservations_blp.alt_response(403, description="?all=true from someone who is not an admin")
 def list_reservations(args):
     """Your reservations, newest first; admins may pass ?all=true."""
     statement = reservation_query().order_by(Reservation.created_at.desc(), Reservation.id.desc())
@@ -1375,16 +1475,18 @@ def list_reservations(args):
 
 
 @reservations_blp.route("/reservations/<int:reservation_id>", methods=["GET"])
-@jwt_required()
+@login_required
 @reservations_blp.response(200, s.ReservationSchema)
+@reservations_blp.alt_response(404, description="Unknown, or someone else's")
 def get_reservation(reservation_id):
     """One of your reservations."""
     return get_reservation_or_404(reservation_id)
 
 
 @reservations_blp.route("/reservations/<int:reservation_id>", methods=["DELETE"])
-@jwt_required()
-@reservations_blp.response(200, s.MessageSchema)
+@login_required
+@reservations_blp.response(200, s.MessageSchema, example=apidoc.EXAMPLES["cancelled"])
+@reservations_blp.alt_response(404, description="Unknown, or someone else's")
 @reservations_blp.alt_response(409, description="Already cancelled, or the showtime started")
 def cancel_reservation(reservation_id):
     """Cancel your reservation; its seats are free again at once."""
@@ -1420,7 +1522,7 @@ def cancel_reservation(reservation_id):
 @admin_blp.route("/admin/report", methods=["GET"])
 @admin_required
 @admin_blp.arguments(s.ReportQuerySchema, location="query")
-@admin_blp.response(200, s.ReportSchema)
+@admin_blp.response(200, s.ReportSchema, example=apidoc.EXAMPLES["report"])
 def admin_report(args):
     """Bookings, tickets, revenue and utilisation, per showtime and in total."""
     from sqlalchemy import case
@@ -1498,7 +1600,7 @@ def admin_report(args):
 
 
 @health_blp.route("/health", methods=["GET"])
-@health_blp.response(200, s.HealthSchema)
+@health_blp.response(200, s.HealthSchema, example=apidoc.EXAMPLES["health"])
 @health_blp.alt_response(503, description="The database is unreachable")
 def health():
     """Is the API up, and can it reach its database?"""

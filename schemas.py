@@ -85,10 +85,13 @@ class Dollars(fields.Field):
             amount = Decimal(str(value))
         except InvalidOperation:
             raise self.make_error("invalid") from None
-        if not amount.is_finite() or amount != amount.quantize(Decimal("0.01")):
+        if not amount.is_finite():
             raise self.make_error("invalid")
+        # The range first: quantize() fails on numbers with more digits than Decimal keeps.
         if not 0 <= amount <= 10000:
             raise self.make_error("range")
+        if amount != amount.quantize(Decimal("0.01")):
+            raise self.make_error("invalid")
         return int(amount * 100)
 
 
@@ -104,14 +107,17 @@ class StrictInteger(fields.Integer):
         return super()._validated(value)
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on every database
+
+
 def Id(**kwargs):
     """An id in a JSON body: a real integer, positive."""
-    return StrictInteger(validate=validate.Range(min=1, max=2**31 - 1), **kwargs)
+    return StrictInteger(validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 def QueryId(**kwargs):
     """An id in a query string, where every value arrives as text."""
-    return fields.Integer(strict=False, validate=validate.Range(min=1, max=2**31 - 1), **kwargs)
+    return fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 def seat_label(value):
@@ -137,6 +143,28 @@ def no_duplicates(labels):
         seen.add(label)
     if duplicates:
         raise ValidationError(f"Duplicate seats: {', '.join(duplicates)}.")
+
+
+# ---- errors -----------------------------------------------------------------------
+
+
+class ErrorSchema(Schema):
+    """Every error body, whatever the status."""
+
+    status = fields.Integer(required=True, metadata={"example": 404})
+    error = fields.String(required=True, metadata={"example": "Not Found"})
+    message = fields.String(required=True, metadata={"example": "Movie 7 not found."})
+    errors = fields.Dict(
+        keys=fields.String(),
+        metadata={
+            "description": "Validation errors and conflicts: field name -> what is wrong "
+            "(a list of messages, or of the offending values such as seat labels)",
+            "example": {"title": ["Missing data for required field."]},
+        },
+    )
+    error_id = fields.String(
+        metadata={"description": "500 only: the id under which the error was logged"}
+    )
 
 
 # ---- users and auth ---------------------------------------------------------------
@@ -469,12 +497,14 @@ class ReservationSchema(Schema):
     total_price = Dollars(attribute="total_cents")
     status = fields.String(metadata={"enum": ["confirmed", "cancelled", "held"]})
     created_at = LocalDateTime()
-    cancelled_at = LocalDateTime()
-    movie_title = fields.Function(lambda r: r.showtime.movie.title)
+    cancelled_at = LocalDateTime(allow_none=True, metadata={"description": "null until cancelled"})
+    movie_title = fields.Function(lambda r: r.showtime.movie.title, metadata={"type": "string"})
     start_time = LocalDateTime(attribute="showtime.start_time")
     hall = fields.String(attribute="showtime.hall")
     email_status = fields.String()
-    booked_ago = fields.Method("humanized_age")
+    booked_ago = fields.Method(
+        "humanized_age", metadata={"type": "string", "example": "2 hours ago"}
+    )
 
     def humanized_age(self, reservation):
         return humanize.naturaltime(datetime.now(timezone.utc) - reservation.created_at)

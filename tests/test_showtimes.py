@@ -4,6 +4,8 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from app import create_app
 from conftest import Cinema, assert_error, future, test_config
 from models import Showtime, db
@@ -171,6 +173,15 @@ def test_bad_price_and_hall_are_refused(cinema):
         response = post_showtime(cinema, movie_id=movie["id"], start_time=future(), **extra)
         body = assert_error(response, 400)
         assert field in body["errors"], extra
+
+
+@pytest.mark.parametrize("price", [-4.779437372479493e219, 1e30, "1e40", 10000.001])
+def test_prices_with_too_many_digits_are_refused(cinema, price):
+    movie = cinema.movie()
+
+    response = post_showtime(cinema, movie_id=movie["id"], start_time=future(), price=price)
+
+    assert "price" in assert_error(response, 400)["errors"]
 
 
 def test_unknown_movie_is_404(cinema):

@@ -1,0 +1,211 @@
+"""What the OpenAPI document says beyond the schemas: errors, headers, security, examples."""
+
+from copy import deepcopy
+from http import HTTPStatus
+
+API_DESCRIPTION = """\
+Book seats at a movie cinema. JSON in and out; times are ISO 8601 with an offset.
+
+**Auth**: `POST /login` returns an `access_token` (1 hour) and a `refresh_token` (30 days).
+Send `Authorization: Bearer <access_token>` ("Authorize" on this page). Admin endpoints
+answer 403 to other users.
+
+**Errors** always look like `{"status": 404, "error": "Not Found", "message": "..."}`;
+validation errors (400) add `errors` by field, and a 500 adds the `error_id` it was logged
+under.
+
+**Lists** take `page` and `per_page` (1-100) and answer a bare array, with the total in
+`X-Total-Count` and the neighbouring pages in `Link`.
+"""
+
+BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "An access token from POST /login (POST /refresh takes the refresh token).",
+}
+SECURITY = [{"bearerAuth": []}]
+
+PAGE_HEADERS = {
+    "X-Total-Count": {
+        "description": "How many items all pages hold together",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "Link": {
+        "description": 'RFC 8288 links to the first, prev, next and last pages, e.g. '
+        '`</movies?page=2&per_page=20>; rel="next"`',
+        "schema": {"type": "string"},
+    },
+}
+CREATED_HEADERS = {
+    "Location": {"description": "Where the new resource can be read", "schema": {"type": "string"}},
+}
+RETRY_HEADERS = {
+    "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}},
+}
+
+ERROR_MESSAGES = {
+    400: "The request has invalid fields: title.",
+    401: "Missing token: Missing Authorization Header.",
+    403: "Admins only.",
+    404: "Movie 7 not found.",
+    409: "Seats A1 are already booked; nothing was booked.",
+    413: "The data value transmitted exceeds the capacity limit.",
+    415: "Send the body as JSON (Content-Type: application/json).",
+    429: "Too many requests: 10 per 1 minute.",
+    500: "Something went wrong on our side (error id 3f2a9c1b7d4e).",
+    503: "The database is busy or unreachable; try again.",
+}
+ERROR_EXTRAS = {
+    400: {"errors": {"title": ["Missing data for required field."]}},
+    409: {"errors": {"seats": ["A1"]}},
+    500: {"error_id": "3f2a9c1b7d4e"},
+}
+
+
+def error_example(status: int, message: str | None = None) -> dict:
+    """An error body in the contract's shape."""
+    return {
+        "status": status,
+        "error": HTTPStatus(status).phrase,
+        "message": message or ERROR_MESSAGES.get(status, HTTPStatus(status).description),
+        **deepcopy(ERROR_EXTRAS.get(status, {})),
+    }
+
+
+def document_error(view, status: int):
+    """Add the shared component response of ``status`` to a view's documentation."""
+    view._apidoc = deepcopy(getattr(view, "_apidoc", {}))
+    responses = view._apidoc.setdefault("response", {}).setdefault("responses", {})
+    if status not in responses:
+        responses[status] = [HTTPStatus(status).name]
+    return view
+
+
+def document_security(view, *statuses):
+    """Mark a view as needing a bearer token, with the errors that brings."""
+    view._apidoc = deepcopy(getattr(view, "_apidoc", {}))
+    view._apidoc.setdefault("manual_doc", {})["security"] = SECURITY
+    for status in statuses:
+        document_error(view, status)
+    return view
+
+
+WRITE_METHODS = {"post", "put", "patch", "delete"}
+
+
+def add_common_errors(doc, doc_info, *, method, **kwargs):
+    """Errors any operation can meet: 500 and 503; 415 (and 413) for writes (with bodies)."""
+    responses = doc_info.setdefault("response", {}).setdefault("responses", {})
+    statuses = [500, 503]
+    if method in WRITE_METHODS:
+        statuses.append(415)
+        if any(
+            argument.get("location", "json") == "json"
+            for argument in doc_info.get("arguments", {}).get("parameters", [])
+        ):
+            statuses.append(413)
+    for status in statuses:
+        responses.setdefault(status, [HTTPStatus(status).name])
+    return doc
+
+
+# Examples from the HTTP contract, shown by the docs page and tried by "Try it out".
+EXAMPLES = {
+    "register": {"username": "john_doe", "email": "john@example.com", "password": "password123"},
+    "registered": {
+        "message": "User registered successfully",
+        "user": {"id": 1, "username": "john_doe", "email": "john@example.com", "is_admin": False},
+    },
+    "login": {"username": "john_doe", "password": "password123"},
+    "logged_in": {
+        "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...",
+        "refresh_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...",
+        "user": {"id": 1, "username": "john_doe", "is_admin": False},
+    },
+    "promoted": {
+        "message": "User promoted to admin successfully",
+        "user": {
+            "id": 2,
+            "username": "jane",
+            "email": "jane@example.com",
+            "is_admin": True,
+            "created_at": "2025-04-01T09:30:00+00:00",
+        },
+    },
+    "movie": {
+        "title": "Inception",
+        "genre": "Sci-Fi",
+        "description": "A thief who steals corporate secrets...",
+        "poster_url": "https://res.cloudinary.com/demo/image/upload/inception.jpg",
+        "duration_minutes": 148,
+    },
+    "showtime": {"movie_id": 5, "start_time": "2030-05-01T18:00:00", "hall": "Main", "price": 10},
+    "seats": {"showtime_id": 3, "rows": "A-J", "seats_per_row": 12},
+    "seats_added": {"message": "Seats added successfully", "seats": ["A1", "A2", "A3"]},
+    "reservation": {"showtime_id": 3, "seats": ["A1", "A2"]},
+    "reserved": {
+        "message": "Reservation confirmed",
+        "reservation": {
+            "id": 10,
+            "showtime_id": 3,
+            "user_id": 1,
+            "seats": ["A1", "A2"],
+            "total_price": 20.0,
+            "status": "confirmed",
+            "created_at": "2030-04-20T12:00:00+00:00",
+            "movie_title": "Inception",
+            "start_time": "2030-05-01T18:00:00+00:00",
+        },
+    },
+    "cancelled": {"message": "Reservation cancelled successfully"},
+    "report": {
+        "total_reservations": 2,
+        "tickets_sold": 3,
+        "revenue_estimate": 30.0,
+        "cancelled_reservations": 1,
+        "showtimes": [
+            {
+                "showtime_id": 3,
+                "movie_title": "Inception",
+                "start_time": "2030-05-01T18:00:00+00:00",
+                "hall": "Main",
+                "seats_total": 120,
+                "seats_booked": 3,
+                "utilization_percent": 2.5,
+                "revenue": 30.0,
+            }
+        ],
+    },
+    "health": {"status": "ok", "database": "ok"},
+}
+
+
+def docs_blueprint():
+    """Swagger UI at /docs, from the files the flask-swagger-ui package installs."""
+    from flask_swagger_ui import get_swaggerui_blueprint
+
+    return get_swaggerui_blueprint(
+        "/docs",
+        "/openapi.json",
+        config={
+            "app_name": "Movie Cinema Booking API",
+            "validatorUrl": None,  # the default badge would call an outside validator
+            "persistAuthorization": True,
+            "displayRequestDuration": True,
+        },
+    )
+
+
+def ecma_pattern(converter, field, ret, **kwargs):
+    """Python's end-of-text anchor \\Z is $ in the regex dialect OpenAPI uses."""
+    if "pattern" in ret:
+        return {"pattern": ret["pattern"].replace("\\Z", "$")}
+    return {}
+
+
+def id_parameter(converter):
+    """Every integer in a path is an id."""
+    from schemas import MAX_ID
+
+    return {"type": "integer", "minimum": 1, "maximum": MAX_ID}

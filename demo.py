@@ -1,0 +1,174 @@
+"""Demo data: a small cinema to explore the API with (`flask --app app seed-demo`)."""
+
+from datetime import datetime, time, timedelta
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import func, insert, select, update
+
+from models import (
+    CANCELLED,
+    CONFIRMED,
+    Movie,
+    Reservation,
+    Seat,
+    Showtime,
+    User,
+    db,
+    reservation_seats,
+    utcnow,
+)
+
+DEMO_ADMIN = {"username": "demo_admin", "email": "admin@demo.cinema", "password": "demo-admin-pass"}
+DEMO_USER = {"username": "demo_user", "email": "user@demo.cinema", "password": "demo-user-pass"}
+OTHER_GUEST = {"username": "alice", "email": "alice@demo.cinema", "password": "alice-pass-123"}
+
+MOVIES = [
+    ("Inception", "Sci-Fi", 148, "A thief who steals secrets through dreams is offered a way home."),
+    ("Arrival", "Sci-Fi", 116, "A linguist learns the language of visitors who came without warning."),
+    ("The Grand Budapest Hotel", "Comedy", 99, "A concierge and his lobby boy chase a stolen painting."),
+    ("Paddington 2", "Family", 103, "A bear with a taste for marmalade clears his name."),
+    ("Spirited Away", "Animation", 125, "A girl works in a bathhouse for spirits to free her parents."),
+    ("Heat", "Crime", 170, "A detective and a master thief circle each other across Los Angeles."),
+    ("Parasite", "Thriller", 132, "A poor family works its way into a rich household."),
+    ("Mad Max: Fury Road", "Action", 120, "A desert chase with a war rig, five wives and a drifter."),
+    ("Amélie", "Romance", 122, "A shy waitress in Montmartre quietly changes the lives around her."),
+    ("Get Out", "Horror", 104, "A weekend with his girlfriend's family goes very wrong."),
+    ("Free Solo", "Documentary", 100, "A climber scales El Capitan without a rope."),
+    ("Whiplash", "Drama", 106, "A young drummer meets a teacher who will stop at nothing."),
+]
+# Two halls, each with its own seat layout: (rows, seats per row).
+HALLS = {"Main": ("ABCDEFGHIJ", 12), "Studio 2": ("ABCDEF", 10)}
+# Start times (local) that leave every film above room for cleaning before the next.
+SLOTS = [time(12, 0), time(15, 30), time(19, 0), time(22, 30)]
+DAYS = 7
+
+
+def has_data() -> bool:
+    """Anything besides an admin created at start-up from the ADMIN_* settings."""
+    bootstrap = (current_app.config.get("ADMIN_USERNAME") or "").lower()
+    users = db.session.scalar(select(func.count(User.id)).where(User.username_key != bootstrap))
+    movies = db.session.scalar(select(func.count(Movie.id)))
+    showtimes = db.session.scalar(select(func.count(Showtime.id)))
+    return bool(users or movies or showtimes)
+
+
+def seed() -> dict:
+    """Fill the database with the demo cinema; return what was made."""
+    from app import hall_end_time, hash_password
+
+    users = {}
+    for role, account in (("admin", DEMO_ADMIN), ("user", DEMO_USER), ("guest", OTHER_GUEST)):
+        users[role] = User(
+            username=account["username"],
+            email=account["email"],
+            password_hash=hash_password(account["password"]),
+            is_admin=role == "admin",
+        )
+    db.session.add_all(users.values())
+    movies = [
+        Movie(title=title, genre=genre, duration_minutes=minutes, description=description)
+        for title, genre, minutes, description in MOVIES
+    ]
+    db.session.add_all(movies)
+
+    tz = current_app.config["CINEMA_TZ"]
+    price = current_app.config["SEAT_PRICE_CENTS"]
+    first_day = utcnow().astimezone(tz).date() + timedelta(days=1)
+    showtimes = []
+    for day in range(DAYS):
+        date = first_day + timedelta(days=day)
+        for hall_number, hall in enumerate(HALLS):
+            for slot_number, slot in enumerate(SLOTS):
+                movie = movies[(day * 5 + hall_number * 4 + slot_number) % len(movies)]
+                start = datetime.combine(date, slot, tzinfo=tz)
+                showtimes.append(
+                    Showtime(
+                        movie=movie,
+                        hall=hall,
+                        start_time=start,
+                        end_time=hall_end_time(movie, start),
+                        # Evening shows cost more.
+                        price_cents=price + (200 if slot.hour >= 19 else 0),
+                    )
+                )
+    db.session.add_all(showtimes)
+    db.session.flush()
+
+    seat_rows = [
+        {"showtime_id": showtime.id, "label": f"{row}{number}", "row": row, "number": number}
+        for showtime in showtimes
+        for rows, per_row in [HALLS[showtime.hall]]
+        for row in rows
+        for number in range(1, per_row + 1)
+    ]
+    db.session.execute(insert(Seat), seat_rows)
+
+    bookings = [
+        (users["user"], showtimes[2], ["E5", "E6"], CONFIRMED),
+        (users["user"], showtimes[13], ["C3"], CONFIRMED),
+        (users["user"], showtimes[20], ["A1", "A2"], CANCELLED),
+        (users["guest"], showtimes[2], ["E7", "E8", "E9"], CONFIRMED),
+        (users["guest"], showtimes[30], ["B4"], CONFIRMED),
+    ]
+    for user, showtime, labels, status in bookings:
+        book(user, showtime, labels, status)
+    db.session.commit()
+    return {
+        "movies": len(movies),
+        "showtimes": len(showtimes),
+        "seats": len(seat_rows),
+        "reservations": len(bookings),
+    }
+
+
+def book(user, showtime, labels, status):
+    seats = db.session.scalars(
+        select(Seat).where(Seat.showtime_id == showtime.id, Seat.label.in_(labels))
+    ).all()
+    reservation = Reservation(
+        user=user,
+        showtime=showtime,
+        status=status,
+        total_cents=showtime.price_cents * len(seats),
+        email_status="logged",
+        cancelled_at=utcnow() if status == CANCELLED else None,
+    )
+    db.session.add(reservation)
+    db.session.flush()
+    db.session.execute(
+        insert(reservation_seats),
+        [{"reservation_id": reservation.id, "seat_id": seat.id} for seat in seats],
+    )
+    if status == CONFIRMED:
+        db.session.execute(
+            update(Seat)
+            .where(Seat.id.in_([seat.id for seat in seats]))
+            .values(reservation_id=reservation.id)
+        )
+
+
+@click.command("seed-demo")
+@click.option("--force", is_flag=True, help="Erase every existing row first.")
+@with_appcontext
+def seed_demo_command(force):
+    """Fill an empty database with a small demo cinema."""
+    if has_data():
+        if not force:
+            raise click.ClickException(
+                "The database already has data; nothing was changed. "
+                "Use --force to erase everything and load the demo."
+            )
+        db.session.remove()  # let go of the transaction has_data() opened
+        db.drop_all()
+        db.create_all()
+    made = seed()
+    click.echo(
+        "Demo cinema ready: {movies} movies, {showtimes} showtimes over {days} days "
+        "in halls {halls}, {seats} seats, {reservations} reservations.".format(
+            days=DAYS, halls=" and ".join(HALLS), **made
+        )
+    )
+    for role, account in (("admin", DEMO_ADMIN), ("user", DEMO_USER), ("user", OTHER_GUEST)):
+        click.echo(f"  {role:5}  username {account['username']!r}  password {account['password']!r}")

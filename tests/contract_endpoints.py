@@ -1,0 +1,51 @@
+"""Every endpoint of the HTTP contract, with who may call it: the one list the docs tests check.
+
+Auth: "none" (public), "user" (access token), "admin" (access token of an admin),
+"refresh" (refresh token), "token" (access or refresh token).
+"""
+
+CONTRACT_ENDPOINTS = [
+    ("POST", "/register", "none"),
+    ("POST", "/login", "none"),
+    ("POST", "/refresh", "refresh"),
+    ("POST", "/logout", "token"),
+    ("GET", "/me", "user"),
+    ("GET", "/users", "admin"),
+    ("POST", "/users/promote/{user_id}", "admin"),
+    ("POST", "/movies", "admin"),
+    ("GET", "/movies", "user"),
+    ("GET", "/movies/search", "user"),
+    ("GET", "/movies/{movie_id}", "user"),
+    ("PUT", "/movies/{movie_id}", "admin"),
+    ("DELETE", "/movies/{movie_id}", "admin"),
+    ("POST", "/movies/{movie_id}/poster", "admin"),
+    ("POST", "/upload-poster", "admin"),
+    ("GET", "/posters/{name}", "none"),
+    ("POST", "/showtimes", "admin"),
+    ("GET", "/showtimes", "user"),
+    ("GET", "/showtimes/search", "user"),
+    ("GET", "/showtimes/{showtime_id}", "user"),
+    ("PUT", "/showtimes/{showtime_id}", "admin"),
+    ("DELETE", "/showtimes/{showtime_id}", "admin"),
+    ("GET", "/showtimes/{showtime_id}/seats", "user"),
+    ("POST", "/seats", "admin"),
+    ("POST", "/reservations", "user"),
+    ("GET", "/reservations", "user"),
+    ("GET", "/reservations/{reservation_id}", "user"),
+    ("DELETE", "/reservations/{reservation_id}", "user"),
+    ("GET", "/admin/report", "admin"),
+    ("GET", "/health", "none"),
+]
+
+# Lists answer a bare array with X-Total-Count and Link headers.
+PAGINATED = {
+    ("GET", "/users"),
+    ("GET", "/movies"),
+    ("GET", "/movies/search"),
+    ("GET", "/showtimes"),
+    ("GET", "/showtimes/search"),
+    ("GET", "/reservations"),
+}
+
+# Rate-limited endpoints (429 past their limit).
+RATE_LIMITED = {("POST", "/register"), ("POST", "/login")}
