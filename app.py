@@ -1002,28 +1002,24 @@ def delete_movie(movie_id):
 
 # Room for the multipart framing and the other fields around the image itself.
 POSTER_BODY_ALLOWANCE = 64 * 1024
-POSTER_FIELDS = {
-    "image": {"type": "string", "format": "binary"},
-    "movie_id": {"type": "integer", "description": "Make the image this movie's poster_url"},
-}
-POSTER_REQUEST_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {"schema": {"type": "object", "properties": POSTER_FIELDS}},
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["image"],
-                "properties": {**POSTER_FIELDS, "image": {"type": "string", "description": "base64 or a data: URL"}},
-            }
+def poster_request_body(with_movie_id: bool) -> dict:
+    """The OpenAPI request body of a poster upload, multipart or JSON."""
+    fields = {"image": {"type": "string", "format": "binary"}}
+    if with_movie_id:
+        fields["movie_id"] = {"type": "integer", "description": "Make the image this movie's poster_url"}
+    json_fields = {**fields, "image": {"type": "string", "description": "base64 or a data: URL"}}
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": {"type": "object", "properties": fields}},
+            "application/json": {"schema": {"type": "object", "required": ["image"], "properties": json_fields}},
         },
-    },
-}
+    }
 
 
 @movies_blp.route("/upload-poster", methods=["POST"])
 @admin_required
-@movies_blp.doc(requestBody=POSTER_REQUEST_BODY)
+@movies_blp.doc(requestBody=poster_request_body(with_movie_id=True))
 @movies_blp.response(201, s.PosterSchema)
 @movies_blp.alt_response(400, description="Not a JPEG, PNG, WebP or GIF image, or a bad movie_id")
 @movies_blp.alt_response(404, description="No such movie")
@@ -1040,7 +1036,7 @@ def upload_poster():
 
 @movies_blp.route("/movies/<int:movie_id>/poster", methods=["POST"])
 @admin_required
-@movies_blp.doc(requestBody=POSTER_REQUEST_BODY)
+@movies_blp.doc(requestBody=poster_request_body(with_movie_id=False))
 @movies_blp.response(201, s.PosterSchema)
 @movies_blp.alt_response(400, description="Not a JPEG, PNG, WebP or GIF image, or a bad movie_id")
 @movies_blp.alt_response(404, description="No such movie")
