@@ -24,8 +24,10 @@ from flask_jwt_extended import (
 )
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from flask_migrate import Migrate
+from flask_migrate import upgrade as upgrade_database
 from flask_smorest import Api, Blueprint, abort
-from sqlalchemy import event, func, insert, or_, select, text, update
+from sqlalchemy import event, func, insert, inspect, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -78,6 +80,10 @@ DEFAULTS = {
     "API_TITLE": "Movie Cinema Booking API",
     "API_VERSION": "1.0.0",
     "OPENAPI_VERSION": "3.0.3",
+    # Upgrade the database to the newest migration at start-up (`python app.py` turns it on).
+    "AUTO_MIGRATE": False,
+    # Build the tables straight from the models instead (tests only).
+    "CREATE_TABLES": False,
 }
 
 # Environment variable -> (config key, parser). Read after DEFAULTS, before `config`.
@@ -101,6 +107,7 @@ ENVIRONMENT = {
     "RESEND_API_KEY": ("RESEND_API_KEY", str),
     "RESEND_FROM": ("RESEND_FROM", str),
     "LOG_LEVEL": ("LOG_LEVEL", str.upper),
+    "AUTO_MIGRATE": ("AUTO_MIGRATE", lambda v: v.lower() in ("1", "true", "yes")),
 }
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -156,6 +163,8 @@ def schema_name(schema):
 api = JsonErrorApi(spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=schema_name)})
 jwt = JWTManager()
 limiter = Limiter(key_func=get_remote_address)
+MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
+migrate = Migrate(directory=MIGRATIONS, compare_type=True, render_as_batch=True)
 
 auth_blp = ApiBlueprint("auth", __name__, description="Accounts and tokens")
 users_blp = ApiBlueprint("users", __name__, description="Users (admin)")
@@ -193,6 +202,7 @@ def create_app(config=None):
     log.setLevel(app.config["LOG_LEVEL"])
 
     db.init_app(app)
+    migrate.init_app(app, db)
     jwt.init_app(app)
     limiter.init_app(app)
     api.init_app(app)
@@ -206,7 +216,10 @@ def create_app(config=None):
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)
-        db.create_all()
+        if app.config["AUTO_MIGRATE"]:
+            upgrade_database(directory=MIGRATIONS)
+        elif app.config["CREATE_TABLES"]:
+            db.create_all()
         bootstrap_admin()
     return app
 
@@ -295,6 +308,9 @@ def bootstrap_admin():
     """Create the ADMIN_* user at start-up when no user of that name exists."""
     config = current_app.config
     if not (config["ADMIN_USERNAME"] and config["ADMIN_EMAIL"] and config["ADMIN_PASSWORD"]):
+        return
+    if not inspect(db.engine).has_table(User.__tablename__):
+        log.warning("The database has no tables yet: run `flask --app app db upgrade`.")
         return
     key = config["ADMIN_USERNAME"].lower()
     if db.session.scalar(select(User.id).where(User.username_key == key)):
@@ -1298,6 +1314,7 @@ def health():
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("AUTO_MIGRATE", "1")  # a fresh SQLite file needs no extra step
     application = create_app()
     application.run(
         host=os.environ.get("HOST", "127.0.0.1"),
