@@ -22,6 +22,7 @@ from flask_jwt_extended import (
     get_jwt,
     jwt_required,
 )
+from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
@@ -68,6 +69,15 @@ DEFAULTS = {
     "LOGIN_RATE_LIMIT": "10 per minute",
     "REGISTER_RATE_LIMIT": "20 per hour",
     "RATELIMIT_STORAGE_URI": "memory://",
+    # Every other route, per client address; generous, against runaway clients.
+    "DEFAULT_RATE_LIMIT": "600 per minute",
+    "RATELIMIT_KEY_PREFIX": "cinema",
+    # When Redis is down, count in memory instead of failing requests.
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+    # Bearer tokens, not cookies: any origin may call the API unless narrowed.
+    "CORS_ORIGINS": "*",
+    "CORS_EXPOSE_HEADERS": ["X-Total-Count", "Link", "Location"],
+    "CORS_SEND_WILDCARD": True,  # "*" itself rather than the caller's origin echoed back
     "RATELIMIT_HEADERS_ENABLED": True,
     "PASSWORD_HASH_METHOD": "scrypt",
     "LOG_LEVEL": "INFO",
@@ -100,6 +110,9 @@ ENVIRONMENT = {
     "LOGIN_RATE_LIMIT": ("LOGIN_RATE_LIMIT", str),
     "REGISTER_RATE_LIMIT": ("REGISTER_RATE_LIMIT", str),
     "RATELIMIT_STORAGE_URI": ("RATELIMIT_STORAGE_URI", str),
+    "DEFAULT_RATE_LIMIT": ("DEFAULT_RATE_LIMIT", str),
+    "RATELIMIT_KEY_PREFIX": ("RATELIMIT_KEY_PREFIX", str),
+    "CORS_ORIGINS": ("CORS_ORIGINS", lambda v: [o.strip() for o in v.split(",") if o.strip()]),
     "RATELIMIT_ENABLED": ("RATELIMIT_ENABLED", lambda v: v.lower() in ("1", "true", "yes")),
     "ADMIN_USERNAME": ("ADMIN_USERNAME", str),
     "ADMIN_EMAIL": ("ADMIN_EMAIL", str),
@@ -162,7 +175,12 @@ def schema_name(schema):
 
 api = JsonErrorApi(spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=schema_name)})
 jwt = JWTManager()
-limiter = Limiter(key_func=get_remote_address)
+def default_rate_limit():
+    return current_app.config["DEFAULT_RATE_LIMIT"]
+
+
+limiter = Limiter(key_func=get_remote_address, default_limits=[default_rate_limit])
+cors = CORS()
 MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
 migrate = Migrate(directory=MIGRATIONS, compare_type=True, render_as_batch=True)
 
@@ -205,6 +223,7 @@ def create_app(config=None):
     migrate.init_app(app, db)
     jwt.init_app(app)
     limiter.init_app(app)
+    cors.init_app(app)
     api.init_app(app)
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
@@ -240,30 +259,50 @@ def configure(app):
     except (ZoneInfoNotFoundError, ValueError):
         raise RuntimeError(f"CINEMA_TIMEZONE={config['CINEMA_TIMEZONE']!r} is unknown") from None
     config["SEAT_PRICE_CENTS"] = round(float(config["SEAT_PRICE"]) * 100)
+    # The prefix of the counters' keys in Redis (several apps can share one server).
+    config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"key_prefix": config["RATELIMIT_KEY_PREFIX"]})
     if not config["JWT_SECRET_KEY"]:
         config["JWT_SECRET_KEY"] = instance_secret(app)
 
 
 def instance_secret(app) -> str:
-    """A random signing key kept in the instance folder, so tokens survive restarts."""
+    """A random signing key kept in the instance folder, so tokens survive restarts.
+
+    Several workers may start at once: each writes a candidate to a file of its
+    own and links it into place; the link succeeds for one of them only, and
+    everyone then uses the key that won.
+    """
     path = os.path.join(app.instance_path, "jwt-secret.key")
+    key = read_key(path)
+    if key:
+        return key
+    candidate = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
+    descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_urlsafe(48))  # 48 random bytes
+    try:
+        os.link(candidate, path)
+        app.logger.warning(
+            "JWT_SECRET_KEY is not set: using a generated key from %s. "
+            "Set JWT_SECRET_KEY in production.",
+            path,
+        )
+    except FileExistsError:
+        if not read_key(path):  # not another worker's key, but a damaged file
+            os.replace(candidate, path)
+    finally:
+        if os.path.exists(candidate):
+            os.unlink(candidate)
+    return read_key(path)
+
+
+def read_key(path):
     try:
         with open(path) as file:
             key = file.read().strip()
-        if len(key) >= 43:
-            return key
     except FileNotFoundError:
-        pass
-    key = secrets.token_urlsafe(48)  # 48 random bytes
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(key)
-    app.logger.warning(
-        "JWT_SECRET_KEY is not set: using a generated key from %s. "
-        "Set JWT_SECRET_KEY in production.",
-        path,
-    )
-    return key
+        return None
+    return key if len(key) >= 43 else None
 
 
 def configure_sqlite(engine):
@@ -423,6 +462,10 @@ def internal_error(exception):
     )
 
 
+# PostgreSQL aborts one of two colliding transactions with these: a lost race, not an outage.
+CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+
+
 def register_error_handlers(app):
     @app.errorhandler(IntegrityError)
     def integrity_error(error):
@@ -435,6 +478,11 @@ def register_error_handlers(app):
     @app.errorhandler(OperationalError)
     def database_unavailable(error):
         db.session.rollback()
+        if getattr(error.orig, "sqlstate", None) in CONFLICT_SQLSTATES:
+            log.info("Transaction conflict: %s", error.orig)
+            return error_response(
+                409, "The request collided with a concurrent one and changed nothing; try again."
+            )
         log.warning("Database error: %s", error.orig)
         return error_response(
             503, "The database is busy or unreachable; try again.", {"Retry-After": "1"}
@@ -1105,11 +1153,15 @@ def create_reservation(data):
     if showtime.start_time <= utcnow():
         abort(409, message=f"Showtime {showtime.id} has already started.")
     labels = data["seats"]
+    # Locked in id order (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises
+    # writers): bookings that share seats queue on the first shared one instead
+    # of deadlocking each other.
     seat_ids = dict(
         db.session.execute(
-            select(Seat.label, Seat.id).where(
-                Seat.showtime_id == showtime.id, Seat.label.in_(labels)
-            )
+            select(Seat.label, Seat.id)
+            .where(Seat.showtime_id == showtime.id, Seat.label.in_(labels))
+            .order_by(Seat.id)
+            .with_for_update()
         ).all()
     )
     unknown = [label for label in labels if label not in seat_ids]
@@ -1207,6 +1259,10 @@ def cancel_reservation(reservation_id):
     if not changed:
         db.session.rollback()
         abort(409, message=f"Reservation {reservation_id} is already cancelled.")
+    # The same lock order as a booking, so a cancel and a booking never deadlock.
+    db.session.execute(
+        select(Seat.id).where(Seat.reservation_id == reservation_id).order_by(Seat.id).with_for_update()
+    )
     db.session.execute(
         update(Seat)
         .where(Seat.reservation_id == reservation_id)
@@ -1301,6 +1357,7 @@ def admin_report(args):
 
 
 @health_blp.route("/health", methods=["GET"])
+@limiter.exempt  # polled by load balancers
 @health_blp.response(200, s.HealthSchema)
 @health_blp.alt_response(503, description="The database is unreachable")
 def health():
