@@ -29,7 +29,7 @@ from flask_migrate import Migrate
 from flask_migrate import upgrade as upgrade_database
 from flask_smorest import Api, Blueprint, abort
 from sqlalchemy import event, func, insert, inspect, or_, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -230,6 +230,7 @@ def create_app(config=None):
     register_error_handlers(app)
     register_jwt_callbacks()
     app.before_request(refuse_non_json_bodies)
+    app.before_request(refuse_nul_characters)
     app.cli.add_command(create_admin_command)
 
     with app.app_context():
@@ -475,6 +476,13 @@ def register_error_handlers(app):
         log.info("Integrity error: %s", error.orig)
         return error_response(409, "The request conflicts with data that already exists.")
 
+    @app.errorhandler(DataError)
+    def unstorable_value(error):
+        # A value the database cannot hold that validation let through.
+        db.session.rollback()
+        log.info("Data error: %s", error.orig)
+        return error_response(400, "A value in the request cannot be stored.")
+
     @app.errorhandler(OperationalError)
     def database_unavailable(error):
         db.session.rollback()
@@ -501,6 +509,24 @@ def refuse_non_json_bodies():
     if has_body and not request.is_json:
         return error_response(415, "Send the body as JSON (Content-Type: application/json).")
     return None
+
+
+def refuse_nul_characters():
+    """PostgreSQL cannot store NUL characters: refuse them up front, on every database alike."""
+    query = [text for pair in request.args.items(multi=True) for text in pair]
+    if contains_nul(query) or (request.is_json and contains_nul(request.get_json(silent=True))):
+        return error_response(400, "Text may not contain NUL (\\u0000) characters.")
+    return None
+
+
+def contains_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return contains_nul(list(value)) or contains_nul(list(value.values()))
+    if isinstance(value, list):
+        return any(contains_nul(item) for item in value)
+    return False
 
 
 def register_jwt_callbacks():

@@ -266,3 +266,50 @@ def test_gunicorn_reads_port_and_workers_from_the_environment(monkeypatch):
 def test_gunicorn_refuses_a_bad_worker_count(monkeypatch):
     with pytest.raises(RuntimeError, match="WEB_CONCURRENCY"):
         gunicorn_settings(monkeypatch, WEB_CONCURRENCY="many")
+
+
+# ---- text PostgreSQL cannot store -------------------------------------------------
+
+
+def test_nul_characters_are_refused_in_bodies(client):
+    admin = Cinema(client).admin
+
+    response = client.post("/movies", json={"title": "Up\u0000", "genre": "Drama"}, headers=admin)
+
+    assert_error(response, 400, "NUL")
+    assert client.get("/movies", headers=admin).json == []
+
+
+def test_nul_characters_are_refused_in_nested_values_and_keys(client):
+    admin = Cinema(client).admin
+
+    nested = client.post("/seats", json={"showtime_id": 1, "seats": ["A\u00001"]}, headers=admin)
+    key = client.post("/movies", json={"title": "Up", "genre": "Drama", "x\u0000": 1}, headers=admin)
+
+    assert_error(nested, 400, "NUL")
+    assert_error(key, 400, "NUL")
+
+
+def test_nul_characters_are_refused_in_query_strings(client):
+    admin = Cinema(client).admin
+
+    response = client.get("/movies/search", query_string={"title": "a\u0000b"}, headers=admin)
+
+    assert_error(response, 400, "NUL")
+
+
+def test_a_value_the_database_cannot_store_is_a_400(app, client):
+    from sqlalchemy.exc import DataError
+
+    def refuse(connection, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO movies"):
+            raise DataError(statement, parameters, Exception("value out of range"))
+
+    admin = Cinema(client).admin
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", refuse)
+    response = client.post("/movies", json={"title": "Up", "genre": "Drama"}, headers=admin)
+    with app.app_context():
+        event.remove(db.engine, "before_cursor_execute", refuse)
+
+    assert_error(response, 400, "cannot be stored")
