@@ -345,8 +345,8 @@ def storm(client, database, admin, users, number, violations, server=None):
     With ``server``, one worker is killed with SIGKILL once the storm is under way.
     """
     showtime_id = client.new_showtime(admin, number)
-    actors = users[:16]
-    steps = 8
+    actors = users[:12]
+    steps = 6
     booked, cancelled, statuses = [], [], Counter()
     lock = threading.Lock()
     progress = threading.Semaphore(0)

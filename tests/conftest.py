@@ -5,6 +5,7 @@ database there, builds it with the migrations, empties it before every test and
 drops it at the end; an unreachable server fails the run.
 """
 
+import functools
 import os
 import sys
 import uuid
@@ -89,6 +90,7 @@ def pytest_sessionstart(session):
 
 def pytest_sessionfinish(session, exitstatus):
     if DATABASE_URL:
+        cleaner().dispose()
         drop_database(DATABASE_URL)
 
 
@@ -101,18 +103,30 @@ def remember_engine(connection):
     engines.add(connection.engine)
 
 
+@functools.cache
+def cleaner():
+    """One engine for emptying the tables, kept for the whole run."""
+    return create_engine(DATABASE_URL)
+
+
 @pytest.fixture(autouse=True)
 def isolated_database():
     """On PostgreSQL, every test starts from empty tables (the schema stays)."""
     if DATABASE_URL:
-        engine = create_engine(DATABASE_URL)
-        tables = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
-        with engine.begin() as connection:
-            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        engine.dispose()
+        # DELETE and restarting the id sequences is several times faster than TRUNCATE
+        # on tables this small.
+        with cleaner().begin() as connection:
+            for table in reversed(db.metadata.sorted_tables):
+                connection.execute(table.delete())
+            sequences = connection.execute(
+                text("SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()")
+            ).scalars()
+            for sequence in sequences.all():
+                connection.execute(text(f'ALTER SEQUENCE "{sequence}" RESTART'))
     yield
     for engine in list(engines):
-        engine.dispose()
+        if engine is not cleaner():
+            engine.dispose()
 
 
 @pytest.fixture(autouse=True)
