@@ -124,8 +124,9 @@ def isolated_database():
             for sequence in sequences.all():
                 connection.execute(text(f'ALTER SEQUENCE "{sequence}" RESTART'))
     yield
+    kept = cleaner() if DATABASE_URL else None
     for engine in list(engines):
-        if engine is not cleaner():
+        if engine is not kept:
             engine.dispose()
 
 

@@ -313,3 +313,43 @@ def test_a_value_the_database_cannot_store_is_a_400(app, client):
         event.remove(db.engine, "before_cursor_execute", refuse)
 
     assert_error(response, 400, "cannot be stored")
+
+
+# ---- SQLite under several processes -----------------------------------------------
+
+
+def sqlite_app(tmp_path):
+    """An app on a SQLite file, whichever database the suite runs on."""
+    return create_app(test_config(tmp_path, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'own.db'}"))
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(tmp_path):
+    app = sqlite_app(tmp_path)
+
+    with app.app_context(), db.engine.connect() as connection:
+        pragma = lambda name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
+        assert pragma("journal_mode") == "wal"
+        assert pragma("foreign_keys") == 1
+        assert pragma("busy_timeout") == 30000
+
+
+def test_sqlite_write_requests_take_the_write_lock_up_front(tmp_path):
+    app = sqlite_app(tmp_path)
+    client = app.test_client()
+    admin = Cinema(client).admin
+    begins = []
+
+    def record(connection, cursor, statement, parameters, context, executemany):
+        if statement.startswith("BEGIN"):
+            begins.append(statement)
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", record)
+    client.post("/movies", json={"title": "Up", "genre": "Drama"}, headers=admin)
+    writes = list(begins)
+    client.get("/movies", headers=admin)
+    with app.app_context():
+        event.remove(db.engine, "before_cursor_execute", record)
+
+    assert writes and set(writes) == {"BEGIN IMMEDIATE"}
+    assert begins[len(writes):] == ["BEGIN"]
