@@ -26,6 +26,7 @@ from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
+from flask_migrate import stamp
 from flask_migrate import upgrade as upgrade_database
 from flask_smorest import Api, Blueprint, abort
 from sqlalchemy import event, func, insert, inspect, or_, select, text, update
@@ -175,6 +176,8 @@ def schema_name(schema):
 
 api = JsonErrorApi(spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=schema_name)})
 jwt = JWTManager()
+
+
 def default_rate_limit():
     return current_app.config["DEFAULT_RATE_LIMIT"]
 
@@ -237,11 +240,23 @@ def create_app(config=None):
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)
         if app.config["AUTO_MIGRATE"]:
-            upgrade_database(directory=MIGRATIONS)
+            migrate_database()
         elif app.config["CREATE_TABLES"]:
             db.create_all()
         bootstrap_admin()
     return app
+
+
+# The first migration: the schema the app built by itself before it had migrations.
+INITIAL_REVISION = "6fbbbca6d9d5"
+
+
+def migrate_database():
+    """Upgrade to the newest migration; a database from before migrations is adopted first."""
+    tables = inspect(db.engine)
+    if tables.has_table(User.__tablename__) and not tables.has_table("alembic_version"):
+        stamp(directory=MIGRATIONS, revision=INITIAL_REVISION)
+    upgrade_database(directory=MIGRATIONS)
 
 
 def configure(app):
@@ -513,7 +528,7 @@ def refuse_non_json_bodies():
 
 def refuse_nul_characters():
     """PostgreSQL cannot store NUL characters: refuse them up front, on every database alike."""
-    query = [text for pair in request.args.items(multi=True) for text in pair]
+    query = [value for pair in request.args.items(multi=True) for value in pair]
     if contains_nul(query) or (request.is_json and contains_nul(request.get_json(silent=True))):
         return error_response(400, "Text may not contain NUL (\\u0000) characters.")
     return None

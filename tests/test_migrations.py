@@ -33,9 +33,8 @@ def drop_database(url):
 
 
 def migrated_app(tmp_path, url, **settings):
-    return create_app(
-        test_config(tmp_path, SQLALCHEMY_DATABASE_URI=url, CREATE_TABLES=False, **settings)
-    )
+    settings = {"CREATE_TABLES": False, **settings}
+    return create_app(test_config(tmp_path, SQLALCHEMY_DATABASE_URI=url, **settings))
 
 
 def head_revision():
@@ -115,3 +114,17 @@ def test_an_unmigrated_database_says_what_to_run(tmp_path, empty_database, caplo
     with app.app_context():
         assert inspect(db.engine).get_table_names() == []
     assert app.test_client().get("/health").status_code == 200
+
+
+def test_a_database_from_before_migrations_is_adopted(tmp_path, empty_database):
+    """Tables made by the app itself before it had migrations keep their data."""
+    old = migrated_app(tmp_path, empty_database, CREATE_TABLES=True)
+    Cinema(old.test_client()).movie(title="Kept")
+
+    app = migrated_app(tmp_path, empty_database, AUTO_MIGRATE=True)
+
+    with app.app_context():
+        assert schema_differences() == ([], head_revision())
+    cinema = Cinema(app.test_client())
+    titles = [movie["title"] for movie in app.test_client().get("/movies", headers=cinema.admin).json]
+    assert titles == ["Kept"]
