@@ -22,12 +22,16 @@ from flask_jwt_extended import (
     get_jwt,
     jwt_required,
 )
+from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from flask_migrate import Migrate
+from flask_migrate import stamp
+from flask_migrate import upgrade as upgrade_database
 from flask_smorest import Api, Blueprint, abort
 from flask_smorest.utils import prepare_response
-from sqlalchemy import event, func, insert, or_, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import event, func, insert, inspect, or_, select, text, update
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import IntegerConverter
@@ -71,6 +75,15 @@ DEFAULTS = {
     "LOGIN_RATE_LIMIT": "10 per minute",
     "REGISTER_RATE_LIMIT": "20 per hour",
     "RATELIMIT_STORAGE_URI": "memory://",
+    # Every other route, per client address; generous, against runaway clients.
+    "DEFAULT_RATE_LIMIT": "600 per minute",
+    "RATELIMIT_KEY_PREFIX": "cinema",
+    # When Redis is down, count in memory instead of failing requests.
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+    # Bearer tokens, not cookies: any origin may call the API unless narrowed.
+    "CORS_ORIGINS": "*",
+    "CORS_EXPOSE_HEADERS": ["X-Total-Count", "Link", "Location"],
+    "CORS_SEND_WILDCARD": True,  # "*" itself rather than the caller's origin echoed back
     "RATELIMIT_HEADERS_ENABLED": True,
     "PASSWORD_HASH_METHOD": "scrypt",
     "LOG_LEVEL": "INFO",
@@ -96,6 +109,10 @@ DEFAULTS = {
     "OPENAPI_URL_PREFIX": "/",
     "OPENAPI_JSON_PATH": "openapi.json",
     "API_SPEC_OPTIONS": {"info": {"description": apidoc.API_DESCRIPTION}},
+    # Upgrade the database to the newest migration at start-up (`python app.py` turns it on).
+    "AUTO_MIGRATE": False,
+    # Build the tables straight from the models instead (tests only).
+    "CREATE_TABLES": False,
 }
 
 # Environment variable -> (config key, parser). Read after DEFAULTS, before `config`.
@@ -112,6 +129,9 @@ ENVIRONMENT = {
     "LOGIN_RATE_LIMIT": ("LOGIN_RATE_LIMIT", str),
     "REGISTER_RATE_LIMIT": ("REGISTER_RATE_LIMIT", str),
     "RATELIMIT_STORAGE_URI": ("RATELIMIT_STORAGE_URI", str),
+    "DEFAULT_RATE_LIMIT": ("DEFAULT_RATE_LIMIT", str),
+    "RATELIMIT_KEY_PREFIX": ("RATELIMIT_KEY_PREFIX", str),
+    "CORS_ORIGINS": ("CORS_ORIGINS", lambda v: [o.strip() for o in v.split(",") if o.strip()]),
     "RATELIMIT_ENABLED": ("RATELIMIT_ENABLED", lambda v: v.lower() in ("1", "true", "yes")),
     "ADMIN_USERNAME": ("ADMIN_USERNAME", str),
     "ADMIN_EMAIL": ("ADMIN_EMAIL", str),
@@ -129,6 +149,7 @@ ENVIRONMENT = {
     "CLOUDINARY_UPLOAD_PREFIX": ("CLOUDINARY_UPLOAD_PREFIX", str),
     "CLOUDINARY_TIMEOUT": ("CLOUDINARY_TIMEOUT", float),
     "LOG_LEVEL": ("LOG_LEVEL", str.upper),
+    "AUTO_MIGRATE": ("AUTO_MIGRATE", lambda v: v.lower() in ("1", "true", "yes")),
 }
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -220,7 +241,16 @@ def schema_name(schema):
 api = JsonErrorApi(spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=schema_name)})
 api.register_field(s.Dollars, "number", None)
 jwt = JWTManager()
-limiter = Limiter(key_func=get_remote_address)
+
+
+def default_rate_limit():
+    return current_app.config["DEFAULT_RATE_LIMIT"]
+
+
+limiter = Limiter(key_func=get_remote_address, default_limits=[default_rate_limit])
+cors = CORS()
+MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
+migrate = Migrate(directory=MIGRATIONS, compare_type=True, render_as_batch=True)
 
 auth_blp = ApiBlueprint("auth", __name__, description="Accounts and tokens")
 users_blp = ApiBlueprint("users", __name__, description="Users (admin)")
@@ -258,8 +288,10 @@ def create_app(config=None):
     log.setLevel(app.config["LOG_LEVEL"])
 
     db.init_app(app)
+    migrate.init_app(app, db)
     jwt.init_app(app)
     limiter.init_app(app)
+    cors.init_app(app)
     api.init_app(app)
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
@@ -268,6 +300,7 @@ def create_app(config=None):
     register_jwt_callbacks()
     app.before_request(refuse_non_json_bodies)
     app.before_request(refuse_ids_out_of_range)
+    app.before_request(refuse_nul_characters)
     app.cli.add_command(create_admin_command)
     app.cli.add_command(send_pending_emails_command)
     app.cli.add_command(seed_demo_command)
@@ -275,9 +308,24 @@ def create_app(config=None):
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)
-        db.create_all()
+        if app.config["AUTO_MIGRATE"]:
+            migrate_database()
+        elif app.config["CREATE_TABLES"]:
+            db.create_all()
         bootstrap_admin()
     return app
+
+
+# The first migration: the schema the app built by itself before it had migrations.
+INITIAL_REVISION = "6fbbbca6d9d5"
+
+
+def migrate_database():
+    """Upgrade to the newest migration; a database from before migrations is adopted first."""
+    tables = inspect(db.engine)
+    if tables.has_table(User.__tablename__) and not tables.has_table("alembic_version"):
+        stamp(directory=MIGRATIONS, revision=INITIAL_REVISION)
+    upgrade_database(directory=MIGRATIONS)
 
 
 def configure(app):
@@ -296,31 +344,51 @@ def configure(app):
     except (ZoneInfoNotFoundError, ValueError):
         raise RuntimeError(f"CINEMA_TIMEZONE={config['CINEMA_TIMEZONE']!r} is unknown") from None
     config["SEAT_PRICE_CENTS"] = round(float(config["SEAT_PRICE"]) * 100)
+    # The prefix of the counters' keys in Redis (several apps can share one server).
+    config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"key_prefix": config["RATELIMIT_KEY_PREFIX"]})
     if not config["JWT_SECRET_KEY"]:
         config["JWT_SECRET_KEY"] = instance_secret(app)
     config["CLOUDINARY"] = posters.cloudinary_settings(config)
 
 
 def instance_secret(app) -> str:
-    """A random signing key kept in the instance folder, so tokens survive restarts."""
+    """A random signing key kept in the instance folder, so tokens survive restarts.
+
+    Several workers may start at once: each writes a candidate to a file of its
+    own and links it into place; the link succeeds for one of them only, and
+    everyone then uses the key that won.
+    """
     path = os.path.join(app.instance_path, "jwt-secret.key")
+    key = read_key(path)
+    if key:
+        return key
+    candidate = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
+    descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_urlsafe(48))  # 48 random bytes
+    try:
+        os.link(candidate, path)
+        app.logger.warning(
+            "JWT_SECRET_KEY is not set: using a generated key from %s. "
+            "Set JWT_SECRET_KEY in production.",
+            path,
+        )
+    except FileExistsError:
+        if not read_key(path):  # not another worker's key, but a damaged file
+            os.replace(candidate, path)
+    finally:
+        if os.path.exists(candidate):
+            os.unlink(candidate)
+    return read_key(path)
+
+
+def read_key(path):
     try:
         with open(path) as file:
             key = file.read().strip()
-        if len(key) >= 43:
-            return key
     except FileNotFoundError:
-        pass
-    key = secrets.token_urlsafe(48)  # 48 random bytes
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(key)
-    app.logger.warning(
-        "JWT_SECRET_KEY is not set: using a generated key from %s. "
-        "Set JWT_SECRET_KEY in production.",
-        path,
-    )
-    return key
+        return None
+    return key if len(key) >= 43 else None
 
 
 def configure_sqlite(engine):
@@ -365,6 +433,9 @@ def bootstrap_admin():
     """Create the ADMIN_* user at start-up when no user of that name exists."""
     config = current_app.config
     if not (config["ADMIN_USERNAME"] and config["ADMIN_EMAIL"] and config["ADMIN_PASSWORD"]):
+        return
+    if not inspect(db.engine).has_table(User.__tablename__):
+        log.warning("The database has no tables yet: run `flask --app app db upgrade`.")
         return
     key = config["ADMIN_USERNAME"].lower()
     if db.session.scalar(select(User.id).where(User.username_key == key)):
@@ -495,6 +566,10 @@ def internal_error(exception):
     )
 
 
+# PostgreSQL aborts one of two colliding transactions with these: a lost race, not an outage.
+CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+
+
 def register_error_handlers(app):
     @app.errorhandler(IntegrityError)
     def integrity_error(error):
@@ -504,9 +579,21 @@ def register_error_handlers(app):
         log.info("Integrity error: %s", error.orig)
         return error_response(409, "The request conflicts with data that already exists.")
 
+    @app.errorhandler(DataError)
+    def unstorable_value(error):
+        # A value the database cannot hold that validation let through.
+        db.session.rollback()
+        log.info("Data error: %s", error.orig)
+        return error_response(400, "A value in the request cannot be stored.")
+
     @app.errorhandler(OperationalError)
     def database_unavailable(error):
         db.session.rollback()
+        if getattr(error.orig, "sqlstate", None) in CONFLICT_SQLSTATES:
+            log.info("Transaction conflict: %s", error.orig)
+            return error_response(
+                409, "The request collided with a concurrent one and changed nothing; try again."
+            )
         log.warning("Database error: %s", error.orig)
         return error_response(
             503, "The database is busy or unreachable; try again.", {"Retry-After": "1"}
@@ -533,6 +620,26 @@ def refuse_ids_out_of_range():
         if name.endswith("_id") and isinstance(value, int) and not 1 <= value <= s.MAX_ID:
             return error_response(404, f"{name.removesuffix('_id').capitalize()} {value} not found.")
     return None
+
+
+def refuse_nul_characters():
+    """PostgreSQL cannot store NUL characters: refuse them up front, on every database alike."""
+    query = [value for pair in request.args.items(multi=True) for value in pair]
+    # Poster uploads read their (base64) body later, under their own size limit.
+    check_body = request.is_json and request.endpoint not in NON_JSON_ENDPOINTS
+    if contains_nul(query) or (check_body and contains_nul(request.get_json(silent=True))):
+        return error_response(400, "Text may not contain NUL (\\u0000) characters.")
+    return None
+
+
+def contains_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return contains_nul(list(value)) or contains_nul(list(value.values()))
+    if isinstance(value, list):
+        return any(contains_nul(item) for item in value)
+    return False
 
 
 def register_jwt_callbacks():
@@ -1396,11 +1503,15 @@ def create_reservation(data):
     if showtime.start_time <= utcnow():
         abort(409, message=f"Showtime {showtime.id} has already started.")
     labels = data["seats"]
+    # Locked in id order (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises
+    # writers): bookings that share seats queue on the first shared one instead
+    # of deadlocking each other.
     seat_ids = dict(
         db.session.execute(
-            select(Seat.label, Seat.id).where(
-                Seat.showtime_id == showtime.id, Seat.label.in_(labels)
-            )
+            select(Seat.label, Seat.id)
+            .where(Seat.showtime_id == showtime.id, Seat.label.in_(labels))
+            .order_by(Seat.id)
+            .with_for_update()
         ).all()
     )
     unknown = [label for label in labels if label not in seat_ids]
@@ -1501,6 +1612,10 @@ def cancel_reservation(reservation_id):
     if not changed:
         db.session.rollback()
         abort(409, message=f"Reservation {reservation_id} is already cancelled.")
+    # The same lock order as a booking, so a cancel and a booking never deadlock.
+    db.session.execute(
+        select(Seat.id).where(Seat.reservation_id == reservation_id).order_by(Seat.id).with_for_update()
+    )
     db.session.execute(
         update(Seat)
         .where(Seat.reservation_id == reservation_id)
@@ -1596,6 +1711,7 @@ def admin_report(args):
 
 
 @health_blp.route("/health", methods=["GET"])
+@limiter.exempt  # polled by load balancers
 @health_blp.response(200, s.HealthSchema, example=apidoc.EXAMPLES["health"])
 @health_blp.alt_response(503, description="The database is unreachable")
 def health():
@@ -1609,6 +1725,7 @@ def health():
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("AUTO_MIGRATE", "1")  # a fresh SQLite file needs no extra step
     application = create_app()
     application.run(
         host=os.environ.get("HOST", "127.0.0.1"),

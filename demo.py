@@ -5,7 +5,8 @@ from datetime import datetime, time, timedelta
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import func, insert, select, update
+from flask_migrate import upgrade
+from sqlalchemy import func, insert, inspect, select, update
 
 from models import (
     CANCELLED,
@@ -154,15 +155,17 @@ def book(user, showtime, labels, status):
 @with_appcontext
 def seed_demo_command(force):
     """Fill an empty database with a small demo cinema."""
+    if not inspect(db.engine).has_table(User.__tablename__):
+        upgrade()  # a new database: build the schema from the migrations first
     if has_data():
         if not force:
             raise click.ClickException(
                 "The database already has data; nothing was changed. "
                 "Use --force to erase everything and load the demo."
             )
-        db.session.remove()  # let go of the transaction has_data() opened
-        db.drop_all()
-        db.create_all()
+        for table in reversed(db.metadata.sorted_tables):
+            db.session.execute(table.delete())
+        db.session.commit()
     made = seed()
     click.echo(
         "Demo cinema ready: {movies} movies, {showtimes} showtimes over {days} days "

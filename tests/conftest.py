@@ -1,14 +1,28 @@
-"""Shared fixtures: a fresh app and database per test, and helpers that act through HTTP."""
+"""Shared fixtures: a fresh app and database per test, and helpers that act through HTTP.
 
+With TEST_DATABASE_URL set (a PostgreSQL server URL), the run creates its own
+database there, builds it with the migrations, empties it before every test and
+drops it at the end; an unreachable server fails the run.
+"""
+
+import functools
 import os
 import sys
+import uuid
+import weakref
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from app import create_app  # noqa: E402
+from models import db  # noqa: E402
+
+SERVER_URL = os.environ.get("TEST_DATABASE_URL") or None
+DATABASE_URL = None  # this run's own PostgreSQL database, when SERVER_URL is set
 
 SECRET = "test-secret-key-that-is-at-least-32-bytes-long"
 ADMIN = {"username": "admin", "email": "admin@example.com", "password": "admin-pass-1"}
@@ -18,7 +32,7 @@ def test_config(tmp_path, **overrides):
     """Settings for a test app: its own SQLite file, cheap hashing, no rate limits."""
     config = {
         "TESTING": True,
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
+        "SQLALCHEMY_DATABASE_URI": DATABASE_URL or f"sqlite:///{tmp_path / 'test.db'}",
         "JWT_SECRET_KEY": SECRET,
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1",  # fast; production uses scrypt
         "RATELIMIT_ENABLED": False,
@@ -27,12 +41,94 @@ def test_config(tmp_path, **overrides):
         "ADMIN_PASSWORD": ADMIN["password"],
         "RESEND_API_KEY": None,
         "POSTER_FOLDER": str(tmp_path / "posters"),
+        "CREATE_TABLES": True,
     }
     config.update(overrides)
     return config
 
 
 test_config.__test__ = False  # a helper, not a test
+
+
+def server_engine():
+    """An autocommit connection to the PostgreSQL server, for CREATE/DROP DATABASE."""
+    return create_engine(make_url(SERVER_URL), isolation_level="AUTOCOMMIT")
+
+
+def create_database(prefix="cinema_test") -> str:
+    """A new, empty PostgreSQL database; returns its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    engine = server_engine()
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url):
+    engine = server_engine()
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
+
+
+def pytest_sessionstart(session):
+    global DATABASE_URL
+    if not SERVER_URL:
+        return
+    try:
+        DATABASE_URL = create_database()
+    except Exception as error:  # noqa: BLE001 - any failure to reach the server ends the run
+        pytest.exit(f"TEST_DATABASE_URL is set but PostgreSQL is unreachable: {error}", returncode=3)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": DATABASE_URL, "AUTO_MIGRATE": True})
+    with app.app_context():
+        db.engine.dispose()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if DATABASE_URL:
+        cleaner().dispose()
+        drop_database(DATABASE_URL)
+
+
+# Every engine the tests open, so each test can close its connections at the end.
+engines = weakref.WeakSet()
+
+
+@event.listens_for(Engine, "engine_connect")
+def remember_engine(connection):
+    engines.add(connection.engine)
+
+
+@functools.cache
+def cleaner():
+    """One engine for emptying the tables, kept for the whole run."""
+    return create_engine(DATABASE_URL)
+
+
+@pytest.fixture(autouse=True)
+def isolated_database():
+    """On PostgreSQL, every test starts from empty tables (the schema stays)."""
+    if DATABASE_URL:
+        # DELETE and restarting the id sequences is several times faster than TRUNCATE
+        # on tables this small.
+        with cleaner().begin() as connection:
+            for table in reversed(db.metadata.sorted_tables):
+                connection.execute(table.delete())
+            sequences = connection.execute(
+                text("SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()")
+            ).scalars()
+            for sequence in sequences.all():
+                connection.execute(text(f'ALTER SEQUENCE "{sequence}" RESTART'))
+    yield
+    kept = cleaner() if DATABASE_URL else None
+    for engine in list(engines):
+        if engine is not kept:
+            engine.dispose()
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Races through a real threaded HTTP server on a file-backed SQLite database."""
+"""Races through a real threaded HTTP server, on the test database (a SQLite file or PostgreSQL)."""
 
 import threading
 from collections import Counter
@@ -140,3 +140,27 @@ def test_overlapping_bookings_never_share_a_seat(server):
     assert len(booked) == len(set(booked)), booked
     held = seats_held(base, admin, showtime_id)
     assert sorted(label for label, status in held.items() if status != "available") == sorted(booked)
+
+
+def test_overlapping_showtimes_in_one_hall_cannot_both_be_scheduled(server):
+    """Ten admins schedule the same hall at overlapping times at once: one wins."""
+    base, _ = server
+    admin = token(base, ADMIN["username"], ADMIN["password"])
+    movie = requests.post(
+        f"{base}/movies", json={"title": "Clash", "genre": "Drama", "duration_minutes": 90},
+        headers=admin,
+    ).json()
+
+    def schedule(minute):
+        def call(session):
+            body = {"movie_id": movie["id"], "start_time": future(hour=15, minute=minute), "hall": "One"}
+            return session.post(f"{base}/showtimes", json=body, headers=admin, timeout=60)
+
+        return call
+
+    responses = all_at_once([schedule(minute) for minute in range(0, 50, 5)])
+
+    statuses = Counter(response.status_code for response in responses)
+    assert statuses == {201: 1, 409: 9}, statuses
+    listed = requests.get(f"{base}/showtimes", params={"per_page": 100}, headers=admin).json()
+    assert [showtime["hall"] for showtime in listed] == ["One"]

@@ -4,6 +4,8 @@ from datetime import datetime
 
 import pytest
 
+from app import create_app
+from conftest import test_config
 from demo import DEMO_ADMIN, DEMO_USER
 
 
@@ -138,3 +140,15 @@ def test_force_replaces_existing_data(app, client, seeded):
     headers, _ = login(client, DEMO_ADMIN)
     titles = [movie["title"] for movie in client.get("/movies?per_page=100", headers=headers).json]
     assert len(titles) == 12 and "Extra" not in titles
+
+
+def test_builds_the_schema_of_a_new_database_first(tmp_path):
+    new_database = f"sqlite:///{tmp_path / 'new.db'}"
+    app = create_app(test_config(tmp_path, SQLALCHEMY_DATABASE_URI=new_database, CREATE_TABLES=False))
+
+    result = app.test_cli_runner().invoke(args=["seed-demo"])
+
+    assert result.exit_code == 0, result.output
+    headers, user = login(app.test_client(), DEMO_USER)
+    assert user["is_admin"] is False
+    assert len(all_showtimes(app.test_client(), headers)) > 0

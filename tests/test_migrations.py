@@ -1,0 +1,130 @@
+"""The migrations are the schema: they build exactly what the models describe."""
+
+import logging
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import inspect
+
+import conftest
+from app import MIGRATIONS, create_app
+from conftest import Cinema, test_config
+from models import db
+
+
+@pytest.fixture
+def empty_database(tmp_path):
+    """A database with no tables: a new one on the PostgreSQL server, or a new SQLite file."""
+    if conftest.SERVER_URL:
+        url = conftest.create_database("cinema_migrations")
+        yield url
+        drop_database(url)
+    else:
+        yield f"sqlite:///{tmp_path / 'migrated.db'}"
+
+
+def drop_database(url):
+    for engine in list(conftest.engines):
+        engine.dispose()
+    conftest.drop_database(url)
+
+
+def migrated_app(tmp_path, url, **settings):
+    settings = {"CREATE_TABLES": False, **settings}
+    return create_app(test_config(tmp_path, SQLALCHEMY_DATABASE_URI=url, **settings))
+
+
+def head_revision():
+    return ScriptDirectory(MIGRATIONS).get_current_head()
+
+
+def schema_differences():
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, db.metadata), context.get_current_revision()
+
+
+def test_migrations_build_exactly_the_models_schema(tmp_path, empty_database):
+    app = migrated_app(tmp_path, empty_database, AUTO_MIGRATE=True)
+
+    with app.app_context():
+        differences, revision = schema_differences()
+
+    assert differences == []
+    assert revision == head_revision()
+
+
+def test_the_comparison_notices_a_missing_index(tmp_path, empty_database):
+    """The check above can fail: drop an index and it reports it."""
+    app = migrated_app(tmp_path, empty_database, AUTO_MIGRATE=True)
+
+    with app.app_context():
+        with db.engine.begin() as connection:
+            connection.exec_driver_sql("DROP INDEX ix_movies_genre")
+        differences, _ = schema_differences()
+
+    assert [difference[0] for difference in differences] == ["add_index"]
+
+
+def test_a_migrated_database_serves_bookings(tmp_path, empty_database):
+    app = migrated_app(tmp_path, empty_database, AUTO_MIGRATE=True)
+    cinema = Cinema(app.test_client())
+    showtime = cinema.showtime_with_seats()
+
+    response = cinema.book(cinema.user(), showtime["id"], ["A1", "A2"])
+
+    assert response.status_code == 201, response.json
+
+
+def test_auto_migrate_from_the_environment(tmp_path, empty_database, monkeypatch):
+    monkeypatch.setenv("AUTO_MIGRATE", "true")
+    app = migrated_app(tmp_path, empty_database)
+
+    with app.app_context():
+        assert schema_differences() == ([], head_revision())
+
+
+def test_upgrading_twice_changes_nothing(tmp_path, empty_database):
+    migrated_app(tmp_path, empty_database, AUTO_MIGRATE=True)
+    app = migrated_app(tmp_path, empty_database, AUTO_MIGRATE=True)  # a restart
+
+    with app.app_context():
+        assert schema_differences() == ([], head_revision())
+    assert Cinema(app.test_client()).admin  # the admin made at the first start still logs in
+
+
+def test_downgrade_to_base_removes_every_table(tmp_path, empty_database):
+    app = migrated_app(tmp_path, empty_database, AUTO_MIGRATE=True)
+
+    with app.app_context():
+        downgrade(directory=MIGRATIONS, revision="base")
+        assert inspect(db.engine).get_table_names() == ["alembic_version"]
+        upgrade(directory=MIGRATIONS)
+        assert schema_differences() == ([], head_revision())
+
+
+def test_an_unmigrated_database_says_what_to_run(tmp_path, empty_database, caplog):
+    with caplog.at_level(logging.WARNING, logger="cinema"):
+        app = migrated_app(tmp_path, empty_database)
+
+    assert "flask --app app db upgrade" in caplog.text
+    with app.app_context():
+        assert inspect(db.engine).get_table_names() == []
+    assert app.test_client().get("/health").status_code == 200
+
+
+def test_a_database_from_before_migrations_is_adopted(tmp_path, empty_database):
+    """Tables made by the app itself before it had migrations keep their data."""
+    old = migrated_app(tmp_path, empty_database, CREATE_TABLES=True)
+    Cinema(old.test_client()).movie(title="Kept")
+
+    app = migrated_app(tmp_path, empty_database, AUTO_MIGRATE=True)
+
+    with app.app_context():
+        assert schema_differences() == ([], head_revision())
+    cinema = Cinema(app.test_client())
+    titles = [movie["title"] for movie in app.test_client().get("/movies", headers=cinema.admin).json]
+    assert titles == ["Kept"]

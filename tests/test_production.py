@@ -1,0 +1,355 @@
+"""Production settings: rate limits (in memory and shared through Redis), CORS,
+the shared signing key, lost transaction races, and the gunicorn settings."""
+
+import multiprocessing
+import os
+import runpy
+import uuid
+from types import SimpleNamespace
+
+import psycopg.errors
+import pytest
+import redis
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+
+from app import create_app, instance_secret
+from conftest import ADMIN, Cinema, assert_error, test_config
+from models import db
+
+REDIS_URL = "redis://127.0.0.1:6379"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CREDENTIALS = {"username": ADMIN["username"], "password": ADMIN["password"]}
+
+
+# ---- rate limits ------------------------------------------------------------------
+
+
+def test_default_rate_limit_covers_other_routes(tmp_path):
+    app = create_app(test_config(tmp_path, RATELIMIT_ENABLED=True, DEFAULT_RATE_LIMIT="2 per minute"))
+    client = app.test_client()
+    admin = Cinema(client).admin  # /login has its own limit
+
+    assert client.get("/movies", headers=admin).status_code == 200
+    assert client.get("/movies", headers=admin).status_code == 200
+    response = client.get("/movies", headers=admin)
+
+    assert_error(response, 429)
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_health_is_not_rate_limited(tmp_path):
+    app = create_app(test_config(tmp_path, RATELIMIT_ENABLED=True, DEFAULT_RATE_LIMIT="1 per minute"))
+    client = app.test_client()
+
+    assert [client.get("/health").status_code for _ in range(3)] == [200, 200, 200]
+
+
+def test_default_rate_limit_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEFAULT_RATE_LIMIT", "1 per minute")
+    app = create_app(test_config(tmp_path, RATELIMIT_ENABLED=True))
+    client = app.test_client()
+    admin = Cinema(client).admin
+
+    assert client.get("/movies", headers=admin).status_code == 200
+    assert_error(client.get("/movies", headers=admin), 429)
+
+
+@pytest.fixture
+def redis_prefix():
+    """A key prefix of this test's own in the local Redis, removed afterwards."""
+    prefix = f"cinema-test-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    server = redis.Redis.from_url(REDIS_URL)
+    keys = list(server.scan_iter(f"{prefix}:*"))
+    if keys:
+        server.delete(*keys)
+    server.close()
+
+
+def test_redis_counters_are_shared_between_workers(tmp_path, redis_prefix):
+    """Two apps (two workers) on one Redis share the login budget."""
+    settings = dict(
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_STORAGE_URI=REDIS_URL,
+        RATELIMIT_KEY_PREFIX=redis_prefix,
+        LOGIN_RATE_LIMIT="3 per minute",
+    )
+    first = create_app(test_config(tmp_path, **settings)).test_client()
+    second = create_app(test_config(tmp_path, **settings)).test_client()
+
+    assert first.post("/login", json=CREDENTIALS).status_code == 200
+    assert second.post("/login", json=CREDENTIALS).status_code == 200
+    assert first.post("/login", json=CREDENTIALS).status_code == 200
+    response = second.post("/login", json=CREDENTIALS)
+
+    body = assert_error(response, 429)
+    assert "access_token" not in body
+    assert int(response.headers["Retry-After"]) > 0
+    server = redis.Redis.from_url(REDIS_URL)
+    assert list(server.scan_iter(f"{redis_prefix}:*")), "no counter under the configured prefix"
+    server.close()
+
+
+def test_an_unreachable_redis_falls_back_to_memory(tmp_path):
+    app = create_app(
+        test_config(
+            tmp_path,
+            RATELIMIT_ENABLED=True,
+            RATELIMIT_STORAGE_URI="redis://127.0.0.1:1",
+            LOGIN_RATE_LIMIT="1 per minute",
+        )
+    )
+    client = app.test_client()
+
+    assert client.post("/login", json=CREDENTIALS).status_code == 200
+    assert_error(client.post("/login", json=CREDENTIALS), 429)
+
+
+# ---- CORS -------------------------------------------------------------------------
+
+
+def test_cors_allows_any_origin_by_default_and_exposes_paging_headers(client):
+    headers = {"Origin": "https://frontend.example", **Cinema(client).admin}
+    response = client.get("/movies", headers=headers)
+
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    exposed = {name.strip().lower() for name in response.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"x-total-count", "link", "location"} <= exposed
+    assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+def test_cors_preflight_for_an_authenticated_booking(client):
+    response = client.options(
+        "/reservations",
+        headers={
+            "Origin": "https://frontend.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Authorization, Content-Type",
+        },
+    )
+
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    allowed = response.headers["Access-Control-Allow-Headers"].lower()
+    assert "authorization" in allowed and "content-type" in allowed
+
+
+def test_cors_headers_on_errors_too(client):
+    response = client.get("/reservations", headers={"Origin": "https://frontend.example"})
+
+    assert_error(response, 401)
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_cors_origins_can_be_narrowed(tmp_path, monkeypatch):
+    monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
+    client = create_app(test_config(tmp_path)).test_client()
+
+    allowed = client.get("/health", headers={"Origin": "https://b.example"})
+    refused = client.get("/health", headers={"Origin": "https://evil.example"})
+
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://b.example"
+    assert "Access-Control-Allow-Origin" not in refused.headers
+
+
+# ---- the signing key shared by workers --------------------------------------------
+
+
+def secret_in(instance_path, barrier, results=None):
+    barrier.wait()
+    logger = SimpleNamespace(warning=lambda *args: None)
+    key = instance_secret(SimpleNamespace(instance_path=instance_path, logger=logger))
+    if results is not None:
+        results.put(key)
+    return key
+
+
+def test_workers_starting_together_share_one_generated_key(tmp_path):
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(6), context.Queue()
+    workers = [
+        context.Process(target=secret_in, args=(str(tmp_path), barrier, results)) for _ in range(6)
+    ]
+    for worker in workers:
+        worker.start()
+    keys = [results.get(timeout=30) for _ in workers]
+    for worker in workers:
+        worker.join()
+
+    assert len(set(keys)) == 1 and len(keys[0]) >= 43
+    assert os.listdir(tmp_path) == ["jwt-secret.key"]  # no candidate left behind
+    assert oct(os.stat(tmp_path / "jwt-secret.key").st_mode & 0o777) == "0o600"
+    # A restart reads the same key.
+    assert secret_in(str(tmp_path), SimpleNamespace(wait=lambda: None)) == keys[0]
+
+
+def test_a_truncated_key_file_is_replaced(tmp_path):
+    (tmp_path / "jwt-secret.key").write_text("short")
+
+    key = secret_in(str(tmp_path), SimpleNamespace(wait=lambda: None))
+
+    assert len(key) >= 43 and (tmp_path / "jwt-secret.key").read_text() == key
+
+
+# ---- lost races between transactions ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error", [psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure]
+)
+def test_a_transaction_aborted_by_a_race_is_a_409_and_changes_nothing(app, client, error):
+    cinema = Cinema(client)
+    showtime = cinema.showtime_with_seats()
+    user = cinema.user()
+
+    def collide(connection, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO reservation_seats"):
+            raise OperationalError(statement, parameters, error("the database gave up"))
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", collide)
+    response = cinema.book(user, showtime["id"], ["A1"])
+    with app.app_context():
+        event.remove(db.engine, "before_cursor_execute", collide)
+
+    body = assert_error(response, 409, "try again")
+    assert "error_id" not in body
+    assert cinema.book(user, showtime["id"], ["A1"]).status_code == 201
+
+
+def test_other_database_errors_are_still_503(app, client):
+    def outage(connection, cursor, statement, parameters, context, executemany):
+        raise OperationalError(statement, parameters, Exception("server closed the connection"))
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", outage)
+    response = client.post("/login", json=CREDENTIALS)
+    with app.app_context():
+        event.remove(db.engine, "before_cursor_execute", outage)
+
+    assert_error(response, 503)
+    assert response.headers["Retry-After"] == "1"
+
+
+# ---- gunicorn settings ------------------------------------------------------------
+
+
+def gunicorn_settings(monkeypatch, **environment):
+    for name in ("PORT", "HOST", "WEB_CONCURRENCY", "GUNICORN_WORKERS", "GUNICORN_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(os.path.join(ROOT, "gunicorn.conf.py"))
+
+
+def test_gunicorn_defaults(monkeypatch):
+    settings = gunicorn_settings(monkeypatch)
+
+    assert settings["bind"] == "127.0.0.1:5500"
+    assert settings["workers"] >= 2
+    assert settings["graceful_timeout"] > 0 and settings["timeout"] > 0
+    assert "%(s)s" in settings["access_log_format"]
+    assert settings["accesslog"] == "-"
+
+
+def test_gunicorn_reads_port_and_workers_from_the_environment(monkeypatch):
+    settings = gunicorn_settings(monkeypatch, PORT="8000", HOST="0.0.0.0", WEB_CONCURRENCY="3")
+    assert (settings["bind"], settings["workers"]) == ("0.0.0.0:8000", 3)
+
+    settings = gunicorn_settings(monkeypatch, GUNICORN_WORKERS="5")
+    assert settings["workers"] == 5
+
+
+def test_gunicorn_refuses_a_bad_worker_count(monkeypatch):
+    with pytest.raises(RuntimeError, match="WEB_CONCURRENCY"):
+        gunicorn_settings(monkeypatch, WEB_CONCURRENCY="many")
+
+
+# ---- text PostgreSQL cannot store -------------------------------------------------
+
+
+def test_nul_characters_are_refused_in_bodies(client):
+    admin = Cinema(client).admin
+
+    response = client.post("/movies", json={"title": "Up\u0000", "genre": "Drama"}, headers=admin)
+
+    assert_error(response, 400, "NUL")
+    assert client.get("/movies", headers=admin).json == []
+
+
+def test_nul_characters_are_refused_in_nested_values_and_keys(client):
+    admin = Cinema(client).admin
+
+    nested = client.post("/seats", json={"showtime_id": 1, "seats": ["A\u00001"]}, headers=admin)
+    key = client.post("/movies", json={"title": "Up", "genre": "Drama", "x\u0000": 1}, headers=admin)
+
+    assert_error(nested, 400, "NUL")
+    assert_error(key, 400, "NUL")
+
+
+def test_nul_characters_are_refused_in_query_strings(client):
+    admin = Cinema(client).admin
+
+    response = client.get("/movies/search", query_string={"title": "a\u0000b"}, headers=admin)
+
+    assert_error(response, 400, "NUL")
+
+
+def test_a_value_the_database_cannot_store_is_a_400(app, client):
+    from sqlalchemy.exc import DataError
+
+    def refuse(connection, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO movies"):
+            raise DataError(statement, parameters, Exception("value out of range"))
+
+    admin = Cinema(client).admin
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", refuse)
+    response = client.post("/movies", json={"title": "Up", "genre": "Drama"}, headers=admin)
+    with app.app_context():
+        event.remove(db.engine, "before_cursor_execute", refuse)
+
+    assert_error(response, 400, "cannot be stored")
+
+
+# ---- SQLite under several processes -----------------------------------------------
+
+
+def sqlite_app(tmp_path):
+    """An app on a SQLite file, whichever database the suite runs on."""
+    return create_app(test_config(tmp_path, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'own.db'}"))
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(tmp_path):
+    app = sqlite_app(tmp_path)
+
+    with app.app_context(), db.engine.connect() as connection:
+        pragma = lambda name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
+        assert pragma("journal_mode") == "wal"
+        assert pragma("foreign_keys") == 1
+        assert pragma("busy_timeout") == 30000
+
+
+def test_sqlite_write_requests_take_the_write_lock_up_front(tmp_path):
+    app = sqlite_app(tmp_path)
+    client = app.test_client()
+    admin = Cinema(client).admin
+    begins = []
+
+    def record(connection, cursor, statement, parameters, context, executemany):
+        if statement.startswith("BEGIN"):
+            begins.append(statement)
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", record)
+    client.post("/movies", json={"title": "Up", "genre": "Drama"}, headers=admin)
+    writes = list(begins)
+    client.get("/movies", headers=admin)
+    with app.app_context():
+        event.remove(db.engine, "before_cursor_execute", record)
+
+    assert writes and set(writes) == {"BEGIN IMMEDIATE"}
+    assert begins[len(writes):] == ["BEGIN"]
