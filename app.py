@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 from apispec.ext.marshmallow import MarshmallowPlugin
 from dotenv import load_dotenv
-from flask import Flask, current_app, jsonify, request, url_for
+from flask import Flask, Response, current_app, g, jsonify, request, url_for
 from flask.cli import with_appcontext
 from flask_jwt_extended import (
     JWTManager,
@@ -25,7 +25,7 @@ from flask_jwt_extended import (
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_smorest import Api, Blueprint, abort
-from sqlalchemy import event, func, insert, or_, select, text, update
+from sqlalchemy import event, exists, func, insert, or_, select, text, true, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -456,17 +456,28 @@ def register_jwt_callbacks():
     )
 
 
+@jwt.token_in_blocklist_loader
+def is_token_revoked(jwt_header, jwt_payload):
+    """Check the token and load its user in one query (the user loader runs next)."""
+    revoked = exists().where(RevokedToken.jti == jwt_payload["jti"])
+    try:
+        user_id = int(jwt_payload["sub"])
+    except (TypeError, ValueError):
+        g.token_user = None
+        return db.session.scalar(select(revoked))
+    row = db.session.execute(select(User, revoked).where(User.id == user_id)).first()
+    g.token_user = row[0] if row else None
+    return bool(row and row[1])
+
+
 @jwt.user_lookup_loader
 def load_user(jwt_header, jwt_payload):
+    if "token_user" in g:
+        return g.pop("token_user")
     try:
         return db.session.get(User, int(jwt_payload["sub"]))
     except (TypeError, ValueError):
         return None
-
-
-@jwt.token_in_blocklist_loader
-def is_token_revoked(jwt_header, jwt_payload):
-    return db.session.get(RevokedToken, jwt_payload["jti"]) is not None
 
 
 def admin_required(view):
@@ -646,6 +657,42 @@ def has_confirmed_reservations(*conditions) -> bool:
     return db.session.scalar(statement) is not None
 
 
+def bump_showtime_version(showtime_id: int):
+    """Change the showtime's ETag, in the transaction that changes it or its seats."""
+    db.session.execute(
+        update(Showtime)
+        .where(Showtime.id == showtime_id)
+        .values(version=Showtime.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def not_modified(tag: str):
+    """A bodiless 304 when the client already holds ``tag`` (If-None-Match), else None."""
+    if request.if_none_match.contains_weak(tag):
+        response = Response(status=304)
+        response.set_etag(tag)
+        return response
+    return None
+
+
+def etag_header(tag: str) -> dict:
+    return {"ETag": f'"{tag}"'}
+
+
+def showtime_and_tag(showtime_id: int):
+    """(showtime, movie title, ETag) in one query; the tag follows both versions. 404 if gone."""
+    row = db.session.execute(
+        select(Showtime, Movie.title, Movie.version)
+        .join(Showtime.movie)
+        .where(Showtime.id == showtime_id, Showtime.deleted_at.is_(None))
+    ).first()
+    if row is None:
+        abort(404, message=f"Showtime {showtime_id} not found.")
+    showtime, title, movie_version = row
+    return showtime, title, f"showtime-{showtime_id}-{showtime.version}-{movie_version}"
+
+
 def json_body_required(data):
     if not data:
         abort(400, message="The request body must be a JSON object with at least one field.")
@@ -808,16 +855,45 @@ def search_movies(args):
 @movies_blp.route("/movies/<int:movie_id>", methods=["GET"])
 @jwt_required()
 @movies_blp.response(200, s.MovieDetailSchema)
+@movies_blp.alt_response(304, description="Not modified (If-None-Match)")
 def get_movie(movie_id):
-    """One movie with its upcoming showtimes."""
+    """One movie with its upcoming showtimes; carries an ETag."""
+    now = utcnow()
+    upcoming = (
+        select(
+            func.count(Showtime.id).label("count"),
+            func.coalesce(func.sum(Showtime.version), 0).label("versions"),
+            func.coalesce(func.max(Showtime.id), 0).label("last_id"),
+        )
+        .where(
+            Showtime.movie_id == movie_id,
+            Showtime.deleted_at.is_(None),
+            Showtime.start_time >= now,
+        )
+        .subquery()
+    )
+    state = db.session.execute(
+        select(Movie.version, upcoming)
+        .join(upcoming, true())  # one row of counts next to the movie
+        .where(Movie.id == movie_id, Movie.deleted_at.is_(None))
+    ).first()
+    if state is None:
+        abort(404, message=f"Movie {movie_id} not found.")
+    # Changes to the movie, to any upcoming showtime (seats included) or to which
+    # showtimes are upcoming all change one of these numbers.
+    tag = f"movie-{movie_id}-{state.version}-{state.count}-{state.versions}-{state.last_id}"
+    cached = not_modified(tag)
+    if cached:
+        return cached
     movie = get_movie_or_404(movie_id)
     rows = db.session.execute(
-        showtimes_query().where(Showtime.movie_id == movie_id, Showtime.start_time >= utcnow())
+        showtimes_query().where(Showtime.movie_id == movie_id, Showtime.start_time >= now)
     ).all()
-    return {
+    body = {
         **{name: getattr(movie, name) for name in s.MovieSchema().fields},
         "showtimes": [showtime_body(*row) for row in rows],
     }
+    return body, etag_header(tag)
 
 
 @movies_blp.route("/movies/<int:movie_id>", methods=["PUT"])
@@ -831,6 +907,7 @@ def update_movie(data, movie_id):
     duration_changed = "duration_minutes" in data and data["duration_minutes"] != movie.duration_minutes
     for name, value in data.items():
         setattr(movie, name, value)
+    movie.version += 1
     if duration_changed:
         # The hall stays busy for the new length: recompute and re-check upcoming showtimes.
         upcoming = db.session.scalars(
@@ -925,9 +1002,11 @@ def search_showtimes(args):
 @showtimes_blp.route("/showtimes/<int:showtime_id>", methods=["GET"])
 @jwt_required()
 @showtimes_blp.response(200, s.ShowtimeSchema)
+@showtimes_blp.alt_response(304, description="Not modified (If-None-Match)")
 def get_showtime(showtime_id):
-    """One showtime with its seat counts."""
-    return showtime_with_counts(showtime_id)
+    """One showtime with its seat counts; carries an ETag."""
+    tag = showtime_and_tag(showtime_id)[2]
+    return not_modified(tag) or (showtime_with_counts(showtime_id), etag_header(tag))
 
 
 @showtimes_blp.route("/showtimes/<int:showtime_id>", methods=["PUT"])
@@ -951,6 +1030,7 @@ def update_showtime(data, showtime_id):
     showtime.movie, showtime.start_time, showtime.end_time, showtime.hall = movie, start, end, hall
     if "price" in data:
         showtime.price_cents = data["price"]
+    showtime.version += 1
     db.session.commit()
     return showtime_with_counts(showtime.id)
 
@@ -967,6 +1047,7 @@ def delete_showtime(showtime_id):
     ):
         abort(409, message=f"Showtime {showtime_id} has bookings; cancel them first.")
     showtime.deleted_at = utcnow()
+    showtime.version += 1
     db.session.commit()
     return {"message": f"Showtime {showtime_id} deleted"}
 
@@ -974,9 +1055,19 @@ def delete_showtime(showtime_id):
 @showtimes_blp.route("/showtimes/<int:showtime_id>/seats", methods=["GET"])
 @jwt_required()
 @showtimes_blp.response(200, s.SeatMapSchema)
+@showtimes_blp.alt_response(304, description="Not modified (If-None-Match)")
 def seat_map(showtime_id):
-    """Every seat of a showtime, row by row in natural order, with its status."""
-    showtime = get_showtime_or_404(showtime_id)
+    """Every seat of a showtime, row by row in natural order, with its status.
+
+    Carries an ETag that changes with any seat's status; pollers send it back in
+    If-None-Match and get a bodiless 304 while nothing changed.
+    """
+    # "yours" differs between users, so the user is part of the tag.
+    showtime, movie_title, tag = showtime_and_tag(showtime_id)
+    tag = f"{tag}-user-{current_user.id}"
+    cached = not_modified(tag)
+    if cached:
+        return cached
     seats = db.session.execute(
         select(Seat.label, Seat.row, Reservation.user_id)
         .outerjoin(Reservation, Seat.reservation_id == Reservation.id)
@@ -992,16 +1083,25 @@ def seat_map(showtime_id):
         else:
             status = "yours" if holder == current_user.id else "booked"
         rows[-1]["seats"].append({"label": label, "status": status})
-    return {
-        "showtime_id": showtime.id,
-        "movie_title": showtime.movie.title,
-        "start_time": showtime.start_time,
-        "hall": showtime.hall,
-        "price": showtime.price_cents,
-        "seats_total": len(seats),
-        "seats_available": available,
-        "rows": rows,
-    }
+    # The seats are plain strings already: only the header goes through the
+    # schema, so a 300-seat map is not serialised field by field.
+    body = SEAT_MAP_HEADER.dump(
+        {
+            "showtime_id": showtime.id,
+            "movie_title": movie_title,
+            "start_time": showtime.start_time,
+            "hall": showtime.hall,
+            "price": showtime.price_cents,
+            "seats_total": len(seats),
+            "seats_available": available,
+        }
+    )
+    response = jsonify({**body, "rows": rows})
+    response.set_etag(tag)
+    return response
+
+
+SEAT_MAP_HEADER = s.SeatMapSchema(exclude=("rows",))
 
 
 # ---- seats ------------------------------------------------------------------------
@@ -1041,6 +1141,7 @@ def add_seats(data):
             for seat in [split_label(label)]
         ],
     )
+    bump_showtime_version(showtime.id)
     db.session.commit()
     return created(
         {"message": "Seats added successfully", "seats": labels},
@@ -1137,6 +1238,7 @@ def create_reservation(data):
         insert(reservation_seats),
         [{"reservation_id": reservation.id, "seat_id": seat_id} for seat_id in seat_ids.values()],
     )
+    bump_showtime_version(showtime.id)
     db.session.commit()
     reservation = db.session.scalar(reservation_query().where(Reservation.id == reservation.id))
     send_booking_confirmation(reservation)
@@ -1197,6 +1299,7 @@ def cancel_reservation(reservation_id):
         .values(reservation_id=None)
         .execution_options(synchronize_session=False)
     )
+    bump_showtime_version(reservation.showtime_id)
     db.session.commit()
     return {"message": "Reservation cancelled successfully"}
 
