@@ -863,7 +863,7 @@ def get_movie(movie_id):
         select(
             func.count(Showtime.id).label("count"),
             func.coalesce(func.sum(Showtime.version), 0).label("versions"),
-            func.coalesce(func.max(Showtime.id), 0).label("last_id"),
+            func.coalesce(func.sum(Showtime.id), 0).label("ids"),
         )
         .where(
             Showtime.movie_id == movie_id,
@@ -881,7 +881,7 @@ def get_movie(movie_id):
         abort(404, message=f"Movie {movie_id} not found.")
     # Changes to the movie, to any upcoming showtime (seats included) or to which
     # showtimes are upcoming all change one of these numbers.
-    tag = f"movie-{movie_id}-{state.version}-{state.count}-{state.versions}-{state.last_id}"
+    tag = f"movie-{movie_id}-{state.version}-{state.count}-{state.versions}-{state.ids}"
     cached = not_modified(tag)
     if cached:
         return cached
