@@ -276,7 +276,10 @@ def configure_sqlite(engine):
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if request_writes() else "BEGIN")
+        # Straight to the driver: this runs once per request.
+        connection.connection.driver_connection.execute(
+            "BEGIN IMMEDIATE" if request_writes() else "BEGIN"
+        )
 
 
 def python_lower(value):
@@ -516,18 +519,32 @@ def page_links(page: int, per_page: int, total: int) -> str:
     return ", ".join(links)
 
 
+# Larger offsets are past the end of any table; they never reach the database.
+MAX_OFFSET = 2**62
+
+
 def paginate(statement, args, scalars=True):
-    """Run one page of ``statement``; return (rows, headers) with X-Total-Count and Link."""
+    """Run one page of ``statement``; return (rows, headers) with X-Total-Count and Link.
+
+    The total rides along on each row (COUNT(*) OVER ()), so a page costs one
+    query; only a page past the end needs a separate count.
+    """
     page, per_page = args["page"], args["per_page"]
-    total = db.session.scalar(
-        select(func.count()).select_from(statement.order_by(None).subquery())
-    )
     offset = (page - 1) * per_page
-    if offset >= total:
-        rows = []  # past the end; also keeps huge page numbers away from the database
-    else:
-        result = db.session.execute(statement.limit(per_page).offset(offset))
-        rows = result.scalars().all() if scalars else result.all()
+    rows, total = [], None
+    if offset < MAX_OFFSET:
+        result = db.session.execute(
+            statement.add_columns(func.count().over().label("total_rows"))
+            .limit(per_page)
+            .offset(offset)
+        ).all()
+        if result:
+            total = result[0][-1]
+            rows = [row[0] for row in result] if scalars else [row[:-1] for row in result]
+    if total is None:
+        total = db.session.scalar(
+            select(func.count()).select_from(statement.order_by(None).subquery())
+        )
     headers = {"X-Total-Count": str(total), "Link": page_links(page, per_page, total)}
     return rows, headers
 
