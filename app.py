@@ -25,7 +25,7 @@ from flask_jwt_extended import (
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_smorest import Api, Blueprint, abort
-from sqlalchemy import event, exists, func, insert, or_, select, text, true, update
+from sqlalchemy import bindparam, event, exists, func, insert, or_, select, text, true, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -459,16 +459,21 @@ def register_jwt_callbacks():
     )
 
 
+# Built once: every authenticated request runs it.
+TOKEN_REVOKED = exists().where(RevokedToken.jti == bindparam("jti"))
+TOKEN_USER_AND_REVOKED = select(User, TOKEN_REVOKED).where(User.id == bindparam("user_id"))
+
+
 @jwt.token_in_blocklist_loader
 def is_token_revoked(jwt_header, jwt_payload):
     """Check the token and load its user in one query (the user loader runs next)."""
-    revoked = exists().where(RevokedToken.jti == jwt_payload["jti"])
+    jti = jwt_payload["jti"]
     try:
         user_id = int(jwt_payload["sub"])
     except (TypeError, ValueError):
         g.token_user = None
-        return db.session.scalar(select(revoked))
-    row = db.session.execute(select(User, revoked).where(User.id == user_id)).first()
+        return db.session.scalar(select(TOKEN_REVOKED), {"jti": jti})
+    row = db.session.execute(TOKEN_USER_AND_REVOKED, {"jti": jti, "user_id": user_id}).first()
     g.token_user = row[0] if row else None
     return bool(row and row[1])
 
@@ -547,6 +552,14 @@ def paginate(statement, args, scalars=True):
         )
     headers = {"X-Total-Count": str(total), "Link": page_links(page, per_page, total)}
     return rows, headers
+
+
+def lean_response(body, headers=None):
+    """A JSON response built outside flask-smorest (its schema still documents it)."""
+    response = jsonify(body)
+    if headers:
+        response.headers.update(headers)
+    return response
 
 
 def created(body, endpoint, **values):
@@ -845,7 +858,11 @@ def list_movies(args):
     statement = select(Movie).where(Movie.deleted_at.is_(None)).order_by(Movie.title, Movie.id)
     if args.get("genre"):
         statement = statement.where(func.lower(Movie.genre) == args["genre"].lower())
-    return paginate(statement, args)
+    movies, headers = paginate(statement, args)
+    return lean_response([MOVIE_DUMPER.dump(movie) for movie in movies], headers)
+
+
+MOVIE_DUMPER = s.LeanDumper(s.MovieSchema())
 
 
 @movies_blp.route("/movies/search", methods=["GET"])
@@ -866,7 +883,8 @@ def search_movies(args):
                 Movie.genre.icontains(args["q"], autoescape=True),
             )
         )
-    return paginate(statement, args)
+    movies, headers = paginate(statement, args)
+    return lean_response([MOVIE_DUMPER.dump(movie) for movie in movies], headers)
 
 
 @movies_blp.route("/movies/<int:movie_id>", methods=["GET"])
@@ -1382,14 +1400,14 @@ def admin_report(args):
         "tickets_sold": 0,
         "revenue_estimate": 0,
         "cancelled_reservations": 0,
-        "showtimes": [],
     }
+    showtimes = []
     for showtime_id, title, start, hall, seats, tickets, confirmed_count, cancelled, revenue in db.session.execute(statement):
         report["total_reservations"] += confirmed_count
         report["cancelled_reservations"] += cancelled
         report["tickets_sold"] += tickets
         report["revenue_estimate"] += revenue
-        report["showtimes"].append(
+        showtimes.append(
             {
                 "showtime_id": showtime_id,
                 "movie_title": title,
@@ -1401,7 +1419,14 @@ def admin_report(args):
                 "revenue": revenue,
             }
         )
-    return report
+    # Hundreds of rows: dumped lean, with the schemas that document them.
+    body = REPORT_TOTALS_DUMPER.dump(report)
+    body["showtimes"] = [REPORT_ROW_DUMPER.dump(row) for row in showtimes]
+    return lean_response(body)
+
+
+REPORT_TOTALS_DUMPER = s.LeanDumper(s.ReportSchema(exclude=("showtimes",)))
+REPORT_ROW_DUMPER = s.LeanDumper(s.ReportShowtimeSchema())
 
 
 @health_blp.route("/health", methods=["GET"])

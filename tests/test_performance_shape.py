@@ -1,5 +1,7 @@
 """No N+1: hot read endpoints run the same number of SQL statements for few or many rows."""
 
+from datetime import datetime, timezone
+
 import pytest
 
 from conftest import future
@@ -79,3 +81,34 @@ def test_hot_endpoints_run_few_statements(shop, count_statements, name, most):
     first = grow(shop, user, movies=2, seat_rows="A-B", bookings=2)[0]
     count, _ = statements_for(count_statements, shop.client, ENDPOINTS[name](first), headers)
     assert count <= most, f"{name} ran {count} statements"
+
+
+def test_lean_movie_bodies_match_their_schema(shop, app):
+    """Hot lists skip marshmallow's machinery but must say exactly what the schema says."""
+    import schemas as s
+    from models import Movie, db
+
+    shop.movie(title="Amélie", genre="Romance", description=None, poster_url="http://x.example/a.jpg")
+    shop.movie(title="Heat", genre="Crime", duration_minutes=None)
+    with app.test_request_context():
+        movies = db.session.scalars(db.select(Movie)).all()
+        lean = s.LeanDumper(s.MovieSchema())
+        assert [lean.dump(movie) for movie in movies] == s.MovieSchema(many=True).dump(movies)
+    listed = shop.client.get("/movies", headers=shop.admin).json
+    assert [movie["title"] for movie in listed] == ["Amélie", "Heat"]
+    assert set(listed[0]) == set(s.MovieSchema().dump_fields)
+
+
+def test_lean_report_rows_match_their_schema(app):
+    import schemas as s
+
+    rows = [
+        {"showtime_id": 1, "movie_title": "Heat", "start_time": None, "hall": "Main",
+         "seats_total": 0, "seats_booked": 0, "utilization_percent": 0.0, "revenue": 0},
+        {"showtime_id": 2, "movie_title": "Up", "hall": "2", "seats_total": 30,
+         "seats_booked": 7, "utilization_percent": 23.3, "revenue": 7050,
+         "start_time": datetime(2030, 1, 2, 18, tzinfo=timezone.utc)},
+    ]
+    with app.app_context():
+        lean = s.LeanDumper(s.ReportShowtimeSchema())
+        assert [lean.dump(row) for row in rows] == s.ReportShowtimeSchema(many=True).dump(rows)
