@@ -63,7 +63,9 @@ class Base(DeclarativeBase):
     pass
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects stay readable after the commit that ends a request's writes: the
+# response is built from them without reloading each one.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
 
 # Reservation statuses. "held" is reserved for short seat holds with an expiry.
