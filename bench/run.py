@@ -265,7 +265,8 @@ def ceiling_server(workers, log_path):
 # ---- load -------------------------------------------------------------------------
 
 
-def wrk(base, path, seconds, connections, token=None, script="report.lua", args=(), headers=()):
+def wrk(base, path, seconds, connections, token=None, script="report.lua", args=(), headers=(),
+        alone=False):
     """Run wrk against base+path; return its figures as a dict."""
     with open(os.path.join(HERE, "report.lua")) as file:
         reporting = file.read()
@@ -275,6 +276,7 @@ def wrk(base, path, seconds, connections, token=None, script="report.lua", args=
             source = file.read() + "\n" + reporting
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
         file.write(source)
+    connections = 1 if alone else connections
     command = ["wrk", "--threads", "1", "--connections", str(connections),
                "--duration", f"{seconds}s", "--timeout", "10s", "--script", file.name]
     if token:
@@ -332,6 +334,8 @@ def bench_database(name, url, args, workers, log_path):
          {"headers": [f"If-None-Match: {etag_of(server.base, seat_map, tokens['fan'])}"]}),
         ("GET /reservations", "/reservations", tokens["fan"], {}),
         ("GET /admin/report", "/admin/report", tokens["boss"], {}),
+        # One admin at a time: the report's own latency, without 15 others queued ahead.
+        ("GET /admin/report, 1 connection", "/admin/report", tokens["boss"], {"alone": True}),
         ("POST + DELETE /reservations", "/", tokens["booker"],
          {"script": "booking.lua", "args": [str(target), ",".join(data["free_labels"])]}),
     ]
@@ -392,11 +396,12 @@ def verdicts(result) -> list[str]:
             lines.append(f"- booking errors {row['errors']}, double bookings "
                          f"{result['double_bookings']} (target 0 and 0) — "
                          f"{'met' if clean else 'MISSED'}")
-    report = next((row for row in result["rows"] if row["endpoint"] == "GET /admin/report"), None)
-    if report and result["database"] == "SQLite":
-        p99 = report["p99_us"] / 1000
-        lines.append(f"- admin report p99 {p99:.1f} ms (target < {REPORT_P99_LIMIT_MS} ms) — "
-                     f"{'met' if p99 < REPORT_P99_LIMIT_MS else 'MISSED'}")
+    for report in result["rows"]:
+        if report["endpoint"].startswith("GET /admin/report") and result["database"] == "SQLite":
+            p99 = report["p99_us"] / 1000
+            lines.append(f"- {report['endpoint']}: p99 {p99:.1f} ms (target < "
+                         f"{REPORT_P99_LIMIT_MS} ms) — "
+                         f"{'met' if p99 < REPORT_P99_LIMIT_MS else 'MISSED'}")
     rss = result["peak_rss_mb"]
     lines.append(f"- peak worker memory {rss:.0f} MB (target < {WORKER_RSS_LIMIT_MB} MB) — "
                  f"{'met' if rss < WORKER_RSS_LIMIT_MB else 'MISSED'}")
