@@ -973,10 +973,11 @@ def delete_movie(movie_id):
         )
     now = utcnow()
     movie.deleted_at = now
+    movie.version += 1
     db.session.execute(
         update(Showtime)
         .where(Showtime.movie_id == movie.id, Showtime.deleted_at.is_(None))
-        .values(deleted_at=now)
+        .values(deleted_at=now, version=Showtime.version + 1)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
@@ -1342,13 +1343,33 @@ def cancel_reservation(reservation_id):
 # ---- admin report -----------------------------------------------------------------
 
 
+def report_tag() -> str:
+    """Changes with any booking, cancellation, seat, showtime or movie change (one query)."""
+    movie_versions = select(func.coalesce(func.sum(Movie.version), 0)).scalar_subquery()
+    count, versions, ids, movies = db.session.execute(
+        select(
+            func.count(Showtime.id),
+            func.coalesce(func.sum(Showtime.version), 0),
+            func.coalesce(func.sum(Showtime.id), 0),
+            movie_versions,
+        )
+    ).one()
+    return f"report-{count}-{versions}-{ids}-{movies}"
+
+
 @admin_blp.route("/admin/report", methods=["GET"])
 @admin_required
 @admin_blp.arguments(s.ReportQuerySchema, location="query")
 @admin_blp.response(200, s.ReportSchema)
+@admin_blp.alt_response(304, description="Not modified (If-None-Match)")
 def admin_report(args):
-    """Bookings, tickets, revenue and utilisation, per showtime and in total."""
+    """Bookings, tickets, revenue and utilisation, per showtime and in total; carries an ETag."""
     from sqlalchemy import case
+
+    tag = report_tag()
+    cached = not_modified(tag)
+    if cached:
+        return cached
 
     confirmed = Reservation.status == CONFIRMED
     per_showtime_bookings = (
@@ -1422,7 +1443,7 @@ def admin_report(args):
     # Hundreds of rows: dumped lean, with the schemas that document them.
     body = REPORT_TOTALS_DUMPER.dump(report)
     body["showtimes"] = [REPORT_ROW_DUMPER.dump(row) for row in showtimes]
-    return lean_response(body)
+    return lean_response(body, etag_header(tag))
 
 
 REPORT_TOTALS_DUMPER = s.LeanDumper(s.ReportSchema(exclude=("showtimes",)))

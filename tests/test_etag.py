@@ -179,5 +179,44 @@ def test_the_openapi_spec_lists_the_304s(app):
 
     with app.app_context():
         paths = api.spec.to_dict()["paths"]
-    for path in ("/showtimes/{showtime_id}/seats", "/showtimes/{showtime_id}", "/movies/{movie_id}"):
+    for path in ("/showtimes/{showtime_id}/seats", "/showtimes/{showtime_id}", "/movies/{movie_id}",
+                 "/admin/report"):
         assert "304" in paths[path]["get"]["responses"], path
+
+
+def report_tag(cinema):
+    return etag_of(cinema.client, "/admin/report", cinema.admin)
+
+
+def test_report_carries_a_tag_and_answers_304(cinema, showing):
+    tag = report_tag(cinema)
+    response = get_if_none_match(cinema.client, "/admin/report", cinema.admin, tag)
+    assert response.status_code == 304
+    assert response.get_data() == b""
+    assert report_tag(cinema) == tag
+    assert_error(get_if_none_match(cinema.client, "/admin/report", showing[1], tag), 403)
+
+
+def test_report_tag_changes_with_bookings_seats_showtimes_and_movies(cinema, showing):
+    showtime, user = showing
+    seen = [report_tag(cinema)]
+
+    def changed():
+        tag = report_tag(cinema)
+        assert tag not in seen
+        seen.append(tag)
+
+    booked = cinema.book(user, showtime["id"], ["A1"])
+    changed()
+    cinema.client.delete(f"/reservations/{booked.json['reservation']['id']}", headers=user)
+    changed()
+    cinema.seats(showtime["id"], rows=["C"], seats_per_row=2)
+    changed()
+    cinema.showtime(movie_id=showtime["movie_id"], start_time=future(days=50))
+    changed()
+    cinema.client.put(movie_url(showtime), json={"title": "Renamed"}, headers=cinema.admin)
+    changed()
+    other = cinema.showtime(movie_id=cinema.movie(title="Other")["id"], start_time=future(days=60))
+    changed()
+    assert cinema.client.delete(movie_url(other), headers=cinema.admin).status_code == 200
+    changed()
