@@ -408,12 +408,15 @@ def verdicts(result) -> list[str]:
     return lines
 
 
-def markdown(results, args, workers) -> str:
+def markdown(results, args, workers, load_before) -> str:
+    load_after = os.getloadavg()
     lines = [
         "# Benchmark results",
         "",
         f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- Cores: {os.cpu_count()}; gunicorn workers: {workers} (sync)",
+        f"- Load average (1 min) before / after: {load_before[0]:.1f} / {load_after[0]:.1f} "
+        "(above the core count, other processes were competing for the CPU)",
         f"- wrk: 1 thread, {args.connections} connections, {args.seconds} s per endpoint",
         f"- Dataset: {MOVIES} movies, {SHOWTIMES} showtimes, a target showtime of "
         f"{len(TARGET_ROWS) * TARGET_SEATS_PER_ROW} seats ~{TARGET_BOOKED_SHARE:.0%} booked, "
@@ -465,6 +468,7 @@ def main():
     log_path = os.path.join(tempfile.gettempdir(), f"cinema-bench-{os.getpid()}.log")
     print(f"gunicorn output goes to {log_path}", flush=True)
 
+    load_before = os.getloadavg()
     results = []
     for database in databases:
         if database == "sqlite":
@@ -476,7 +480,7 @@ def main():
                 args.postgres_url))
         else:
             parser.error(f"unknown database {database!r}")
-    text_out = markdown(results, args, workers)
+    text_out = markdown(results, args, workers, load_before)
     target = os.path.join(HERE, "results-quick.md" if args.quick else "results.md")
     with open(target, "w") as file:
         file.write(text_out)
