@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 from apispec.ext.marshmallow import MarshmallowPlugin
 from dotenv import load_dotenv
-from flask import Flask, current_app, jsonify, request, url_for
+from flask import Flask, Response, current_app, g, jsonify, request, url_for
 from flask.cli import with_appcontext
 from flask_jwt_extended import (
     JWTManager,
@@ -30,7 +30,7 @@ from flask_migrate import stamp
 from flask_migrate import upgrade as upgrade_database
 from flask_smorest import Api, Blueprint, abort
 from flask_smorest.utils import prepare_response
-from sqlalchemy import event, func, insert, inspect, or_, select, text, update
+from sqlalchemy import bindparam, event, exists, func, insert, inspect, or_, select, text, true, update
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -414,7 +414,10 @@ def configure_sqlite(engine):
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if request_writes() else "BEGIN")
+        # Straight to the driver: this runs once per request.
+        connection.connection.driver_connection.execute(
+            "BEGIN IMMEDIATE" if request_writes() else "BEGIN"
+        )
 
 
 def python_lower(value):
@@ -659,17 +662,33 @@ def register_jwt_callbacks():
     )
 
 
-@jwt.user_lookup_loader
-def load_user(jwt_header, jwt_payload):
-    try:
-        return db.session.get(User, int(jwt_payload["sub"]))
-    except (TypeError, ValueError):
-        return None
+# Built once: every authenticated request runs it.
+TOKEN_REVOKED = exists().where(RevokedToken.jti == bindparam("jti"))
+TOKEN_USER_AND_REVOKED = select(User, TOKEN_REVOKED).where(User.id == bindparam("user_id"))
 
 
 @jwt.token_in_blocklist_loader
 def is_token_revoked(jwt_header, jwt_payload):
-    return db.session.get(RevokedToken, jwt_payload["jti"]) is not None
+    """Check the token and load its user in one query (the user loader runs next)."""
+    jti = jwt_payload["jti"]
+    try:
+        user_id = int(jwt_payload["sub"])
+    except (TypeError, ValueError):
+        g.token_user = None
+        return db.session.scalar(select(TOKEN_REVOKED), {"jti": jti})
+    row = db.session.execute(TOKEN_USER_AND_REVOKED, {"jti": jti, "user_id": user_id}).first()
+    g.token_user = row[0] if row else None
+    return bool(row and row[1])
+
+
+@jwt.user_lookup_loader
+def load_user(jwt_header, jwt_payload):
+    if "token_user" in g:
+        return g.pop("token_user")
+    try:
+        return db.session.get(User, int(jwt_payload["sub"]))
+    except (TypeError, ValueError):
+        return None
 
 
 # Each of these enforces a token and documents it (bearerAuth, 401, 403) in the spec.
@@ -726,20 +745,42 @@ def page_links(page: int, per_page: int, total: int) -> str:
     return ", ".join(links)
 
 
+# Larger offsets are past the end of any table; they never reach the database.
+MAX_OFFSET = 2**62
+
+
 def paginate(statement, args, scalars=True):
-    """Run one page of ``statement``; return (rows, headers) with X-Total-Count and Link."""
+    """Run one page of ``statement``; return (rows, headers) with X-Total-Count and Link.
+
+    The total rides along on each row (COUNT(*) OVER ()), so a page costs one
+    query; only a page past the end needs a separate count.
+    """
     page, per_page = args["page"], args["per_page"]
-    total = db.session.scalar(
-        select(func.count()).select_from(statement.order_by(None).subquery())
-    )
     offset = (page - 1) * per_page
-    if offset >= total:
-        rows = []  # past the end; also keeps huge page numbers away from the database
-    else:
-        result = db.session.execute(statement.limit(per_page).offset(offset))
-        rows = result.scalars().all() if scalars else result.all()
+    rows, total = [], None
+    if offset < MAX_OFFSET:
+        result = db.session.execute(
+            statement.add_columns(func.count().over().label("total_rows"))
+            .limit(per_page)
+            .offset(offset)
+        ).all()
+        if result:
+            total = result[0][-1]
+            rows = [row[0] for row in result] if scalars else [row[:-1] for row in result]
+    if total is None:
+        total = db.session.scalar(
+            select(func.count()).select_from(statement.order_by(None).subquery())
+        )
     headers = {"X-Total-Count": str(total), "Link": page_links(page, per_page, total)}
     return rows, headers
+
+
+def lean_response(body, headers=None):
+    """A JSON response built outside flask-smorest (its schema still documents it)."""
+    response = jsonify(body)
+    if headers:
+        response.headers.update(headers)
+    return response
 
 
 def created(body, endpoint, **values):
@@ -865,6 +906,42 @@ def has_confirmed_reservations(*conditions) -> bool:
         .limit(1)
     )
     return db.session.scalar(statement) is not None
+
+
+def bump_showtime_version(showtime_id: int):
+    """Change the showtime's ETag, in the transaction that changes it or its seats."""
+    db.session.execute(
+        update(Showtime)
+        .where(Showtime.id == showtime_id)
+        .values(version=Showtime.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def not_modified(tag: str):
+    """A bodiless 304 when the client already holds ``tag`` (If-None-Match), else None."""
+    if request.if_none_match.contains_weak(tag):
+        response = Response(status=304)
+        response.set_etag(tag)
+        return response
+    return None
+
+
+def etag_header(tag: str) -> dict:
+    return {"ETag": f'"{tag}"'}
+
+
+def showtime_and_tag(showtime_id: int):
+    """(showtime, movie title, ETag) in one query; the tag follows both versions. 404 if gone."""
+    row = db.session.execute(
+        select(Showtime, Movie.title, Movie.version)
+        .join(Showtime.movie)
+        .where(Showtime.id == showtime_id, Showtime.deleted_at.is_(None))
+    ).first()
+    if row is None:
+        abort(404, message=f"Showtime {showtime_id} not found.")
+    showtime, title, movie_version = row
+    return showtime, title, f"showtime-{showtime_id}-{showtime.version}-{movie_version}"
 
 
 def json_body_required(data):
@@ -1007,7 +1084,11 @@ def list_movies(args):
     statement = select(Movie).where(Movie.deleted_at.is_(None)).order_by(Movie.title, Movie.id)
     if args.get("genre"):
         statement = statement.where(func.lower(Movie.genre) == args["genre"].lower())
-    return paginate(statement, args)
+    movies, headers = paginate(statement, args)
+    return lean_response([MOVIE_DUMPER.dump(movie) for movie in movies], headers)
+
+
+MOVIE_DUMPER = s.LeanDumper(s.MovieSchema())
 
 
 @movies_blp.route("/movies/search", methods=["GET"])
@@ -1028,23 +1109,53 @@ def search_movies(args):
                 Movie.genre.icontains(args["q"], autoescape=True),
             )
         )
-    return paginate(statement, args)
+    movies, headers = paginate(statement, args)
+    return lean_response([MOVIE_DUMPER.dump(movie) for movie in movies], headers)
 
 
 @movies_blp.route("/movies/<int:movie_id>", methods=["GET"])
 @login_required
 @movies_blp.response(200, s.MovieDetailSchema)
 @movies_blp.alt_response(404, description="Unknown or deleted movie")
+@movies_blp.alt_response(304, description="Not modified (If-None-Match)")
 def get_movie(movie_id):
-    """One movie with its upcoming showtimes."""
+    """One movie with its upcoming showtimes; carries an ETag."""
+    now = utcnow()
+    upcoming = (
+        select(
+            func.count(Showtime.id).label("count"),
+            func.coalesce(func.sum(Showtime.version), 0).label("versions"),
+            func.coalesce(func.sum(Showtime.id), 0).label("ids"),
+        )
+        .where(
+            Showtime.movie_id == movie_id,
+            Showtime.deleted_at.is_(None),
+            Showtime.start_time >= now,
+        )
+        .subquery()
+    )
+    state = db.session.execute(
+        select(Movie.version, upcoming)
+        .join(upcoming, true())  # one row of counts next to the movie
+        .where(Movie.id == movie_id, Movie.deleted_at.is_(None))
+    ).first()
+    if state is None:
+        abort(404, message=f"Movie {movie_id} not found.")
+    # Changes to the movie, to any upcoming showtime (seats included) or to which
+    # showtimes are upcoming all change one of these numbers.
+    tag = f"movie-{movie_id}-{state.version}-{state.count}-{state.versions}-{state.ids}"
+    cached = not_modified(tag)
+    if cached:
+        return cached
     movie = get_movie_or_404(movie_id)
     rows = db.session.execute(
-        showtimes_query().where(Showtime.movie_id == movie_id, Showtime.start_time >= utcnow())
+        showtimes_query().where(Showtime.movie_id == movie_id, Showtime.start_time >= now)
     ).all()
-    return {
+    body = {
         **{name: getattr(movie, name) for name in s.MovieSchema().fields},
         "showtimes": [showtime_body(*row) for row in rows],
     }
+    return body, etag_header(tag)
 
 
 @movies_blp.route("/movies/<int:movie_id>", methods=["PUT"])
@@ -1061,6 +1172,7 @@ def update_movie(data, movie_id):
     duration_changed = "duration_minutes" in data and data["duration_minutes"] != movie.duration_minutes
     for name, value in data.items():
         setattr(movie, name, value)
+    movie.version += 1
     if duration_changed:
         # The hall stays busy for the new length: recompute and re-check upcoming showtimes.
         upcoming = db.session.scalars(
@@ -1094,10 +1206,11 @@ def delete_movie(movie_id):
         )
     now = utcnow()
     movie.deleted_at = now
+    movie.version += 1
     db.session.execute(
         update(Showtime)
         .where(Showtime.movie_id == movie.id, Showtime.deleted_at.is_(None))
-        .values(deleted_at=now)
+        .values(deleted_at=now, version=Showtime.version + 1)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
@@ -1331,9 +1444,11 @@ def search_showtimes(args):
 @login_required
 @showtimes_blp.response(200, s.ShowtimeSchema)
 @showtimes_blp.alt_response(404, description="Unknown or deleted showtime")
+@showtimes_blp.alt_response(304, description="Not modified (If-None-Match)")
 def get_showtime(showtime_id):
-    """One showtime with its seat counts."""
-    return showtime_with_counts(showtime_id)
+    """One showtime with its seat counts; carries an ETag."""
+    tag = showtime_and_tag(showtime_id)[2]
+    return not_modified(tag) or (showtime_with_counts(showtime_id), etag_header(tag))
 
 
 @showtimes_blp.route("/showtimes/<int:showtime_id>", methods=["PUT"])
@@ -1358,6 +1473,7 @@ def update_showtime(data, showtime_id):
     showtime.movie, showtime.start_time, showtime.end_time, showtime.hall = movie, start, end, hall
     if "price" in data:
         showtime.price_cents = data["price"]
+    showtime.version += 1
     db.session.commit()
     return showtime_with_counts(showtime.id)
 
@@ -1375,6 +1491,7 @@ def delete_showtime(showtime_id):
     ):
         abort(409, message=f"Showtime {showtime_id} has bookings; cancel them first.")
     showtime.deleted_at = utcnow()
+    showtime.version += 1
     db.session.commit()
     return {"message": f"Showtime {showtime_id} deleted"}
 
@@ -1383,9 +1500,19 @@ def delete_showtime(showtime_id):
 @login_required
 @showtimes_blp.response(200, s.SeatMapSchema)
 @showtimes_blp.alt_response(404, description="Unknown or deleted showtime")
+@showtimes_blp.alt_response(304, description="Not modified (If-None-Match)")
 def seat_map(showtime_id):
-    """Every seat of a showtime, row by row in natural order, with its status."""
-    showtime = get_showtime_or_404(showtime_id)
+    """Every seat of a showtime, row by row in natural order, with its status.
+
+    Carries an ETag that changes with any seat's status; pollers send it back in
+    If-None-Match and get a bodiless 304 while nothing changed.
+    """
+    # "yours" differs between users, so the user is part of the tag.
+    showtime, movie_title, tag = showtime_and_tag(showtime_id)
+    tag = f"{tag}-user-{current_user.id}"
+    cached = not_modified(tag)
+    if cached:
+        return cached
     seats = db.session.execute(
         select(Seat.label, Seat.row, Reservation.user_id)
         .outerjoin(Reservation, Seat.reservation_id == Reservation.id)
@@ -1401,16 +1528,25 @@ def seat_map(showtime_id):
         else:
             status = "yours" if holder == current_user.id else "booked"
         rows[-1]["seats"].append({"label": label, "status": status})
-    return {
-        "showtime_id": showtime.id,
-        "movie_title": showtime.movie.title,
-        "start_time": showtime.start_time,
-        "hall": showtime.hall,
-        "price": showtime.price_cents,
-        "seats_total": len(seats),
-        "seats_available": available,
-        "rows": rows,
-    }
+    # The seats are plain strings already: only the header goes through the
+    # schema, so a 300-seat map is not serialised field by field.
+    body = SEAT_MAP_HEADER.dump(
+        {
+            "showtime_id": showtime.id,
+            "movie_title": movie_title,
+            "start_time": showtime.start_time,
+            "hall": showtime.hall,
+            "price": showtime.price_cents,
+            "seats_total": len(seats),
+            "seats_available": available,
+        }
+    )
+    response = jsonify({**body, "rows": rows})
+    response.set_etag(tag)
+    return response
+
+
+SEAT_MAP_HEADER = s.SeatMapSchema(exclude=("rows",))
 
 
 # ---- seats ------------------------------------------------------------------------
@@ -1453,6 +1589,7 @@ def add_seats(data):
             for seat in [split_label(label)]
         ],
     )
+    bump_showtime_version(showtime.id)
     db.session.commit()
     return created(
         {"message": "Seats added successfully", "seats": labels},
@@ -1555,6 +1692,7 @@ def create_reservation(data):
         insert(reservation_seats),
         [{"reservation_id": reservation.id, "seat_id": seat_id} for seat_id in seat_ids.values()],
     )
+    bump_showtime_version(showtime.id)
     db.session.commit()
     reservation = db.session.scalar(reservation_query().where(Reservation.id == reservation.id))
     send_booking_confirmation(reservation)
@@ -1622,6 +1760,7 @@ def cancel_reservation(reservation_id):
         .values(reservation_id=None)
         .execution_options(synchronize_session=False)
     )
+    bump_showtime_version(reservation.showtime_id)
     db.session.commit()
     send_cancellation(reservation)
     return {"message": "Reservation cancelled successfully"}
@@ -1630,13 +1769,33 @@ def cancel_reservation(reservation_id):
 # ---- admin report -----------------------------------------------------------------
 
 
+def report_tag() -> str:
+    """Changes with any booking, cancellation, seat, showtime or movie change (one query)."""
+    movie_versions = select(func.coalesce(func.sum(Movie.version), 0)).scalar_subquery()
+    count, versions, ids, movies = db.session.execute(
+        select(
+            func.count(Showtime.id),
+            func.coalesce(func.sum(Showtime.version), 0),
+            func.coalesce(func.sum(Showtime.id), 0),
+            movie_versions,
+        )
+    ).one()
+    return f"report-{count}-{versions}-{ids}-{movies}"
+
+
 @admin_blp.route("/admin/report", methods=["GET"])
 @admin_required
 @admin_blp.arguments(s.ReportQuerySchema, location="query")
 @admin_blp.response(200, s.ReportSchema, example=apidoc.EXAMPLES["report"])
+@admin_blp.alt_response(304, description="Not modified (If-None-Match)")
 def admin_report(args):
-    """Bookings, tickets, revenue and utilisation, per showtime and in total."""
+    """Bookings, tickets, revenue and utilisation, per showtime and in total; carries an ETag."""
     from sqlalchemy import case
+
+    tag = report_tag()
+    cached = not_modified(tag)
+    if cached:
+        return cached
 
     confirmed = Reservation.status == CONFIRMED
     per_showtime_bookings = (
@@ -1688,14 +1847,14 @@ def admin_report(args):
         "tickets_sold": 0,
         "revenue_estimate": 0,
         "cancelled_reservations": 0,
-        "showtimes": [],
     }
+    showtimes = []
     for showtime_id, title, start, hall, seats, tickets, confirmed_count, cancelled, revenue in db.session.execute(statement):
         report["total_reservations"] += confirmed_count
         report["cancelled_reservations"] += cancelled
         report["tickets_sold"] += tickets
         report["revenue_estimate"] += revenue
-        report["showtimes"].append(
+        showtimes.append(
             {
                 "showtime_id": showtime_id,
                 "movie_title": title,
@@ -1707,7 +1866,14 @@ def admin_report(args):
                 "revenue": revenue,
             }
         )
-    return report
+    # Hundreds of rows: dumped lean, with the schemas that document them.
+    body = REPORT_TOTALS_DUMPER.dump(report)
+    body["showtimes"] = [REPORT_ROW_DUMPER.dump(row) for row in showtimes]
+    return lean_response(body, etag_header(tag))
+
+
+REPORT_TOTALS_DUMPER = s.LeanDumper(s.ReportSchema(exclude=("showtimes",)))
+REPORT_ROW_DUMPER = s.LeanDumper(s.ReportShowtimeSchema())
 
 
 @health_blp.route("/health", methods=["GET"])

@@ -73,7 +73,9 @@ class Base(DeclarativeBase):
     )
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects stay readable after the commit that ends a request's writes: the
+# response is built from them without reloading each one.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
 
 # Reservation statuses. "held" is reserved for short seat holds with an expiry.
@@ -121,6 +123,8 @@ class Movie(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Deleted movies are archived, not erased: reservations keep pointing at them.
     deleted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # Bumped on every change: part of the ETags of the movie and its showtimes.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     showtimes: Mapped[list[Showtime]] = relationship(back_populates="movie")
 
@@ -142,6 +146,9 @@ class Showtime(db.Model):
     price_cents: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # Bumped in the same transaction as any change to the showtime or to the
+    # status of one of its seats: the ETag of its seat map and of itself.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     movie: Mapped[Movie] = relationship(back_populates="showtimes")
     seats: Mapped[list[Seat]] = relationship(back_populates="showtime")

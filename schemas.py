@@ -561,3 +561,36 @@ class PosterSchema(Schema):
         metadata={"description": "A 300x450 poster of it (the same URL when stored locally)"}
     )
     movie = fields.Nested(MovieSchema, allow_none=True, metadata={"description": "The movie given by movie_id, updated"})
+
+
+# ---- lean dumping for hot responses -----------------------------------------------
+
+# Fields whose output is the value itself, cast: copied without marshmallow's machinery.
+PLAIN_FIELDS = {fields.String: str, fields.Integer: int, StrictInteger: int, fields.Float: float}
+
+
+class LeanDumper:
+    """Gives what ``schema.dump(item)`` gives, several times faster, for hot responses.
+
+    The schema still documents the response (OpenAPI) and decides its fields;
+    plain fields are copied, every other field runs its own serialisation.
+    """
+
+    def __init__(self, schema: Schema):
+        self.schema = schema
+        self.plan = []
+        for name, field in schema.dump_fields.items():
+            attribute = field.attribute or name
+            cast = PLAIN_FIELDS.get(type(field)) if "." not in attribute else None
+            self.plan.append((field.data_key or name, name, attribute, field, cast))
+
+    def dump(self, item) -> dict:
+        body = {}
+        is_dict = isinstance(item, dict)
+        for key, name, attribute, field, cast in self.plan:
+            if cast is None:
+                body[key] = field.serialize(name, item, accessor=self.schema.get_attribute)
+            else:
+                value = item.get(attribute) if is_dict else getattr(item, attribute)
+                body[key] = None if value is None else cast(value)
+        return body

@@ -254,3 +254,31 @@ def assert_error(response, status, message_part=None):
     if message_part:
         assert message_part.lower() in body["message"].lower(), body["message"]
     return body
+
+
+@pytest.fixture
+def count_statements(app):
+    """``with count_statements() as statements:`` lists the SQL the app ran inside the block."""
+    from contextlib import contextmanager
+
+    from sqlalchemy import event
+
+    from models import db
+
+    with app.app_context():
+        engine = db.engine
+
+    @contextmanager
+    def counting():
+        statements = []
+
+        def record(connection, cursor, statement, parameters, context, executemany):
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield statements
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    return counting

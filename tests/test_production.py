@@ -339,17 +339,22 @@ def test_sqlite_write_requests_take_the_write_lock_up_front(tmp_path):
     admin = Cinema(client).admin
     begins = []
 
-    def record(connection, cursor, statement, parameters, context, executemany):
+    def record(statement):
         if statement.startswith("BEGIN"):
             begins.append(statement)
 
+    def trace(dbapi_connection, connection_record):
+        # The driver's own trace: BEGIN is sent straight to it, past SQLAlchemy's events.
+        dbapi_connection.set_trace_callback(record)
+
     with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", record)
+        db.engine.dispose()  # new connections, traced from the start
+        event.listen(db.engine, "connect", trace)
     client.post("/movies", json={"title": "Up", "genre": "Drama"}, headers=admin)
     writes = list(begins)
     client.get("/movies", headers=admin)
     with app.app_context():
-        event.remove(db.engine, "before_cursor_execute", record)
+        event.remove(db.engine, "connect", trace)
 
     assert writes and set(writes) == {"BEGIN IMMEDIATE"}
     assert begins[len(writes):] == ["BEGIN"]

@@ -1,0 +1,114 @@
+"""No N+1: hot read endpoints run the same number of SQL statements for few or many rows."""
+
+from datetime import datetime, timezone
+
+import pytest
+
+from conftest import future
+
+
+def grow(cinema, user, movies, seat_rows, bookings):
+    """Add ``movies`` movies with a showtime each, seats, and bookings by ``user``."""
+    showtimes = []
+    for number in range(movies):
+        movie = cinema.movie(title=f"Film {len(cinema.created)}", genre="Drama")
+        cinema.created.append(movie)
+        showtime = cinema.showtime(
+            movie_id=movie["id"], start_time=future(days=10 + len(cinema.created)), hall="Main"
+        )
+        cinema.seats(showtime["id"], rows=seat_rows, seats_per_row=10)
+        showtimes.append(showtime)
+    for index in range(bookings):
+        showtime = showtimes[index % len(showtimes)]
+        seats = [f"A{index // len(showtimes) + 1}", f"B{index // len(showtimes) + 1}"]
+        assert cinema.book(user, showtime["id"], seats).status_code == 201
+    return showtimes
+
+
+@pytest.fixture
+def shop(cinema):
+    cinema.created = []
+    return cinema
+
+
+def statements_for(count_statements, client, url, headers):
+    client.get(url, headers=headers)  # warm up: nothing first-time-only is counted
+    with count_statements() as statements:
+        response = client.get(url, headers=headers)
+    assert response.status_code == 200, response.json
+    return len(statements), response
+
+
+ENDPOINTS = {
+    "movie list": lambda showtime: "/movies",
+    "movie search": lambda showtime: "/movies/search?q=film",
+    "seat map": lambda showtime: f"/showtimes/{showtime['id']}/seats",
+    "reservation list": lambda showtime: "/reservations",
+    "all reservations": lambda showtime: "/reservations?all=true",
+    "showtime list": lambda showtime: "/showtimes",
+    "movie detail": lambda showtime: f"/movies/{showtime['movie_id']}",
+    "report": lambda showtime: "/admin/report",
+}
+
+
+@pytest.mark.parametrize("name", ENDPOINTS)
+def test_statement_count_does_not_grow_with_the_data(shop, count_statements, name):
+    user = shop.user("fan")
+    headers = shop.admin if name in ("report", "all reservations") else user
+    url_of = ENDPOINTS[name]
+
+    first = grow(shop, user, movies=2, seat_rows="A-B", bookings=2)[0]
+    small, small_response = statements_for(count_statements, shop.client, url_of(first), headers)
+
+    # Many more movies, showtimes, seats and reservations, all on the same page.
+    showtimes = grow(shop, user, movies=8, seat_rows="A-F", bookings=14)
+    shop.seats(first["id"], rows="C-H", seats_per_row=10)
+    large, large_response = statements_for(count_statements, shop.client, url_of(first), headers)
+
+    assert large_response.get_data() != small_response.get_data()  # the data did grow
+    assert large == small, f"{name}: {small} statements for few rows, {large} for many"
+    assert len(showtimes) == 8
+
+
+@pytest.mark.parametrize(
+    "name, most",
+    [("movie list", 2), ("movie search", 2), ("seat map", 3), ("reservation list", 3), ("report", 3)],
+)
+def test_hot_endpoints_run_few_statements(shop, count_statements, name, most):
+    """The token check and its user in one query, then an ETag query and/or a query or two."""
+    user = shop.user("fan")
+    headers = shop.admin if name == "report" else user
+    first = grow(shop, user, movies=2, seat_rows="A-B", bookings=2)[0]
+    count, _ = statements_for(count_statements, shop.client, ENDPOINTS[name](first), headers)
+    assert count <= most, f"{name} ran {count} statements"
+
+
+def test_lean_movie_bodies_match_their_schema(shop, app):
+    """Hot lists skip marshmallow's machinery but must say exactly what the schema says."""
+    import schemas as s
+    from models import Movie, db
+
+    shop.movie(title="Amélie", genre="Romance", description=None, poster_url="http://x.example/a.jpg")
+    shop.movie(title="Heat", genre="Crime", duration_minutes=None)
+    with app.test_request_context():
+        movies = db.session.scalars(db.select(Movie)).all()
+        lean = s.LeanDumper(s.MovieSchema())
+        assert [lean.dump(movie) for movie in movies] == s.MovieSchema(many=True).dump(movies)
+    listed = shop.client.get("/movies", headers=shop.admin).json
+    assert [movie["title"] for movie in listed] == ["Amélie", "Heat"]
+    assert set(listed[0]) == set(s.MovieSchema().dump_fields)
+
+
+def test_lean_report_rows_match_their_schema(app):
+    import schemas as s
+
+    rows = [
+        {"showtime_id": 1, "movie_title": "Heat", "start_time": None, "hall": "Main",
+         "seats_total": 0, "seats_booked": 0, "utilization_percent": 0.0, "revenue": 0},
+        {"showtime_id": 2, "movie_title": "Up", "hall": "2", "seats_total": 30,
+         "seats_booked": 7, "utilization_percent": 23.3, "revenue": 7050,
+         "start_time": datetime(2030, 1, 2, 18, tzinfo=timezone.utc)},
+    ]
+    with app.app_context():
+        lean = s.LeanDumper(s.ReportShowtimeSchema())
+        assert [lean.dump(row) for row in rows] == s.ReportShowtimeSchema(many=True).dump(rows)
