@@ -308,7 +308,7 @@ def bench_database(name, url, args, workers, log_path):
     rng = random.Random(6)
     secret = secrets.token_urlsafe(48)
     config = {"SQLALCHEMY_DATABASE_URI": url, "JWT_SECRET_KEY": secret,
-              "RATELIMIT_ENABLED": False, "LOG_LEVEL": "WARNING"}
+              "RATELIMIT_ENABLED": False, "LOG_LEVEL": "WARNING", "AUTO_MIGRATE": True}
     app = create_app(config)
     started = time.monotonic()
     data = build_dataset(app, rng)

@@ -34,6 +34,7 @@ def server(tmp_path_factory):
             "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1",
             "RATELIMIT_ENABLED": False,
             "RESEND_API_KEY": None,
+            "AUTO_MIGRATE": True,
         }
     )
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
