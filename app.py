@@ -30,7 +30,7 @@ from flask_migrate import stamp
 from flask_migrate import upgrade as upgrade_database
 from flask_smorest import Api, Blueprint, abort
 from flask_smorest.utils import prepare_response
-from sqlalchemy import bindparam, event, exists, func, insert, inspect, or_, select, text, true, update
+from sqlalchemy import bindparam, case, event, exists, func, insert, inspect, or_, select, text, true, update
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -296,6 +296,7 @@ def create_app(config=None):
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     app.register_blueprint(apidoc.docs_blueprint())
+    app.extensions["report_bodies"] = {}  # (report tag, filters) -> body, see admin_report
     register_error_handlers(app)
     register_jwt_callbacks()
     app.before_request(refuse_non_json_bodies)
@@ -1790,13 +1791,28 @@ def report_tag() -> str:
 @admin_blp.alt_response(304, description="Not modified (If-None-Match)")
 def admin_report(args):
     """Bookings, tickets, revenue and utilisation, per showtime and in total; carries an ETag."""
-    from sqlalchemy import case
-
     tag = report_tag()
     cached = not_modified(tag)
     if cached:
         return cached
+    # The tag is read from the database on every request, so a body built for the
+    # same tag and filters is still exact; dashboards that refresh cost one query.
+    bodies = current_app.extensions["report_bodies"]
+    key = (tag, tuple(sorted((name, str(value)) for name, value in args.items())))
+    body = bodies.get(key)
+    if body is None:
+        body = build_report(args)
+        if len(bodies) >= REPORT_BODIES_KEPT:
+            bodies.clear()
+        bodies[key] = body
+    return lean_response(body, etag_header(tag))
 
+
+REPORT_BODIES_KEPT = 32
+
+
+def build_report(args) -> dict:
+    """The report's body: one grouped query over showtimes, seats and reservations."""
     confirmed = Reservation.status == CONFIRMED
     per_showtime_bookings = (
         select(
@@ -1869,7 +1885,7 @@ def admin_report(args):
     # Hundreds of rows: dumped lean, with the schemas that document them.
     body = REPORT_TOTALS_DUMPER.dump(report)
     body["showtimes"] = [REPORT_ROW_DUMPER.dump(row) for row in showtimes]
-    return lean_response(body, etag_header(tag))
+    return body
 
 
 REPORT_TOTALS_DUMPER = s.LeanDumper(s.ReportSchema(exclude=("showtimes",)))

@@ -220,3 +220,26 @@ def test_report_tag_changes_with_bookings_seats_showtimes_and_movies(cinema, sho
     changed()
     assert cinema.client.delete(movie_url(other), headers=cinema.admin).status_code == 200
     changed()
+
+
+def test_report_bodies_kept_for_a_tag_never_go_stale(cinema, showing):
+    showtime, user = showing
+    report = lambda **query: cinema.client.get("/admin/report", query_string=query, headers=cinema.admin).json  # noqa: E731
+    assert report()["tickets_sold"] == 0
+    assert report(movie_id=showtime["movie_id"])["tickets_sold"] == 0
+
+    cinema.book(user, showtime["id"], ["A1", "A2"])
+
+    assert report()["tickets_sold"] == 2
+    assert report(movie_id=showtime["movie_id"])["tickets_sold"] == 2
+    assert report(movie_id=showtime["movie_id"] + 1)["tickets_sold"] == 0
+
+
+def test_a_repeated_report_is_one_query_after_the_token(cinema, showing, count_statements):
+    cinema.client.get("/admin/report", headers=cinema.admin)
+
+    with count_statements() as statements:
+        response = cinema.client.get("/admin/report", headers=cinema.admin)
+
+    assert response.status_code == 200 and response.json["showtimes"]
+    assert len(statements) == 2  # the token's user and revocation, then the report's tag
