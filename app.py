@@ -1,10 +1,13 @@
 """Movie cinema booking API: the application factory and every route."""
 
+import base64
+import binascii
 import logging
 import os
 import secrets
 import uuid
 from datetime import datetime, timedelta, timezone
+from functools import wraps
 from http import HTTPStatus
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -12,7 +15,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 from apispec.ext.marshmallow import MarshmallowPlugin
 from dotenv import load_dotenv
-from flask import Flask, Response, current_app, g, jsonify, request, url_for
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    g,
+    has_request_context,
+    jsonify,
+    request,
+    send_from_directory,
+    url_for,
+)
 from flask.cli import with_appcontext
 from flask_jwt_extended import (
     JWTManager,
@@ -25,13 +38,14 @@ from flask_jwt_extended import (
 from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_migrate import Migrate
-from flask_migrate import stamp
+from flask_migrate import Migrate, stamp
 from flask_migrate import upgrade as upgrade_database
 from flask_smorest import Api, Blueprint, abort
 from flask_smorest.utils import prepare_response
+from marshmallow import ValidationError
 from sqlalchemy import bindparam, case, event, exists, func, insert, inspect, or_, select, text, true, update
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.orm import joinedload, selectinload
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import IntegerConverter
@@ -426,8 +440,6 @@ def python_lower(value):
 
 
 def request_writes() -> bool:
-    from flask import has_request_context
-
     if not has_request_context():
         return True  # CLI commands and start-up
     return request.method in WRITE_METHODS and request.endpoint not in READ_ONLY_POSTS
@@ -466,8 +478,6 @@ def bootstrap_admin():
 @with_appcontext
 def create_admin_command(username, email, password):
     """Create an admin user, or promote the existing user of that name."""
-    from marshmallow import ValidationError
-
     user = db.session.scalar(select(User).where(User.username_key == username.lower()))
     if user:
         user.is_admin = True
@@ -498,8 +508,6 @@ def create_admin_command(username, email, password):
 @with_appcontext
 def send_pending_emails_command():
     """Send again every booking email that failed; report how many went out."""
-    from sqlalchemy.orm import joinedload
-
     failed = db.session.scalars(
         reservation_query()
         .options(joinedload(Reservation.user))
@@ -712,8 +720,6 @@ def any_token_required(view):
 
 def admin_required(view):
     """An access token, plus the admin flag re-checked in the database (not the token)."""
-    from functools import wraps
-
     @wraps(view)
     def wrapper(*args, **kwargs):
         if not current_user.is_admin:
@@ -1276,8 +1282,6 @@ def upload_movie_poster(movie_id):
 @movies_blp.alt_response(404, description="No such poster")
 def get_poster(name):
     """A locally stored poster (public, cached for a year: its name is its content hash)."""
-    from flask import send_from_directory
-
     found = posters.local_poster(name)
     if found is None:
         abort(404, message="Poster not found.")
@@ -1333,9 +1337,6 @@ def read_poster_request(movie_id_allowed=True) -> tuple[bytes, int | None]:
 
 def decode_image(image, limit: int) -> bytes:
     """The bytes of a JSON ``image``: base64, or a base64 ``data:`` URL."""
-    import base64
-    import binascii
-
     if not isinstance(image, str) or not image.strip():
         abort(400, message="'image' must be the image as base64 or a data: URL.",
               errors={"image": ["Missing or not a string."]})
@@ -1608,8 +1609,6 @@ def split_label(label: str) -> Seat:
 
 
 def reservation_query():
-    from sqlalchemy.orm import joinedload, selectinload
-
     return select(Reservation).options(
         joinedload(Reservation.showtime).joinedload(Showtime.movie),
         selectinload(Reservation.seats),
@@ -1717,7 +1716,11 @@ def list_reservations(args):
             abort(403, message="Only admins may list every reservation.")
     else:
         statement = statement.where(Reservation.user_id == current_user.id)
-    return paginate(statement, args)
+    reservations, headers = paginate(statement, args)
+    return lean_response([RESERVATION_DUMPER.dump(reservation) for reservation in reservations], headers)
+
+
+RESERVATION_DUMPER = s.LeanDumper(s.ReservationSchema())
 
 
 @reservations_blp.route("/reservations/<int:reservation_id>", methods=["GET"])

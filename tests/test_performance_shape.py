@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from app import reservation_query
 from conftest import future
 
 
@@ -112,3 +113,24 @@ def test_lean_report_rows_match_their_schema(app):
     with app.app_context():
         lean = s.LeanDumper(s.ReportShowtimeSchema())
         assert [lean.dump(row) for row in rows] == s.ReportShowtimeSchema(many=True).dump(rows)
+
+
+def test_lean_reservation_bodies_match_their_schema(shop, app):
+    import schemas as s
+    from models import db
+
+    user = shop.user("fan")
+    showtime = shop.showtime_with_seats()
+    kept = shop.book(user, showtime["id"], ["A1", "A2"]).json["reservation"]
+    cancelled = shop.book(user, showtime["id"], ["B3"]).json["reservation"]
+    shop.client.delete(f"/reservations/{cancelled['id']}", headers=user)
+
+    listed = shop.client.get("/reservations", headers=user).json
+
+    assert [reservation["id"] for reservation in listed] == [cancelled["id"], kept["id"]]
+    assert listed[0]["status"] == "cancelled" and listed[0]["cancelled_at"] is not None
+    assert listed[1]["seats"] == ["A1", "A2"] and listed[1]["cancelled_at"] is None
+    with app.test_request_context():
+        reservations = db.session.scalars(reservation_query()).all()
+        lean = s.LeanDumper(s.ReservationSchema())
+        assert [lean.dump(r) for r in reservations] == s.ReservationSchema(many=True).dump(reservations)
