@@ -618,6 +618,8 @@ def register_error_handlers(app):
 
 def refuse_non_json_bodies():
     """A JSON endpoint given a body of another type answers 415."""
+    if request.url_rule is None:
+        return None  # an unknown route or method: its 404 or 405 comes first
     if request.method not in WRITE_METHODS or request.endpoint in NON_JSON_ENDPOINTS:
         return None
     has_body = (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding")
@@ -636,6 +638,8 @@ def refuse_ids_out_of_range():
 
 def refuse_nul_characters():
     """PostgreSQL cannot store NUL characters: refuse them up front, on every database alike."""
+    if request.url_rule is None:
+        return None  # an unknown route or method: its 404 or 405 comes first
     query = [value for pair in request.args.items(multi=True) for value in pair]
     # Poster uploads read their (base64) body later, under their own size limit.
     check_body = request.is_json and request.endpoint not in NON_JSON_ENDPOINTS
@@ -801,11 +805,22 @@ def get_movie_or_404(movie_id: int) -> Movie:
     return movie
 
 
-def get_showtime_or_404(showtime_id: int) -> Showtime:
-    showtime = db.session.get(Showtime, showtime_id)
+def get_showtime_or_404(showtime_id: int, lock: bool = False) -> Showtime:
+    """The showtime, or 404. ``lock`` holds its row until the commit (PostgreSQL).
+
+    Bookings, cancellations and admin changes of a showtime lock its row first,
+    always before its seats, so an admin's "has bookings?" check and a booking
+    cannot pass each other, and the two never deadlock.
+    """
+    showtime = db.session.get(Showtime, showtime_id, with_for_update=lock)
     if showtime is None or showtime.deleted_at is not None:
         abort(404, message=f"Showtime {showtime_id} not found.")
     return showtime
+
+
+def lock_showtimes(*conditions):
+    """Hold these showtimes' rows until the commit, in id order (see get_showtime_or_404)."""
+    db.session.execute(select(Showtime.id).where(*conditions).order_by(Showtime.id).with_for_update())
 
 
 # Seat counts per showtime as correlated subqueries: one statement for any list.
@@ -1206,6 +1221,7 @@ def update_movie(data, movie_id):
 def delete_movie(movie_id):
     """Archive a movie and its showtimes; refused while upcoming showtimes are booked."""
     movie = get_movie_or_404(movie_id)
+    lock_showtimes(Showtime.movie_id == movie.id)
     if has_confirmed_reservations(Showtime.movie_id == movie.id, Showtime.start_time > utcnow()):
         abort(
             409,
@@ -1244,14 +1260,28 @@ def poster_request_body(with_movie_id: bool) -> dict:
     }
 
 
+def poster_upload(with_movie_id: bool):
+    """Admins only; documents the body, the answer and the errors of a poster upload."""
+    decorators = [
+        admin_required,
+        movies_blp.doc(requestBody=poster_request_body(with_movie_id)),
+        movies_blp.response(201, s.PosterSchema),
+        movies_blp.alt_response(400, description="Not a JPEG, PNG, WebP or GIF image, or a bad movie_id"),
+        movies_blp.alt_response(404, description="No such movie"),
+        movies_blp.alt_response(413, description="The image is over MAX_POSTER_BYTES"),
+        movies_blp.alt_response(502, description="The image host failed; nothing changed"),
+    ]
+
+    def decorate(view):
+        for decorator in reversed(decorators):
+            view = decorator(view)
+        return view
+
+    return decorate
+
+
 @movies_blp.route("/upload-poster", methods=["POST"])
-@admin_required
-@movies_blp.doc(requestBody=poster_request_body(with_movie_id=True))
-@movies_blp.response(201, s.PosterSchema)
-@movies_blp.alt_response(400, description="Not a JPEG, PNG, WebP or GIF image, or a bad movie_id")
-@movies_blp.alt_response(404, description="No such movie")
-@movies_blp.alt_response(413, description="The image is over MAX_POSTER_BYTES")
-@movies_blp.alt_response(502, description="The image host failed; nothing changed")
+@poster_upload(with_movie_id=True)
 def upload_poster():
     """Store a poster: multipart field ``image`` (or ``file``), or JSON ``{"image": base64}``.
 
@@ -1262,13 +1292,7 @@ def upload_poster():
 
 
 @movies_blp.route("/movies/<int:movie_id>/poster", methods=["POST"])
-@admin_required
-@movies_blp.doc(requestBody=poster_request_body(with_movie_id=False))
-@movies_blp.response(201, s.PosterSchema)
-@movies_blp.alt_response(400, description="Not a JPEG, PNG, WebP or GIF image, or a bad movie_id")
-@movies_blp.alt_response(404, description="No such movie")
-@movies_blp.alt_response(413, description="The image is over MAX_POSTER_BYTES")
-@movies_blp.alt_response(502, description="The image host failed; nothing changed")
+@poster_upload(with_movie_id=False)
 def upload_movie_poster(movie_id):
     """Store a poster and make it this movie's ``poster_url``."""
     data, _ = read_poster_request(movie_id_allowed=False)
@@ -1371,6 +1395,7 @@ def save_poster(data: bytes, movie_id: int | None):
             posters.discard_poster(stored["url"])
             abort(404, message=f"Movie {movie_id} not found.")
         old_poster, movie.poster_url = movie.poster_url, stored["url"]
+        movie.version += 1  # a new ETag for GET /movies/<id>
         db.session.commit()
         if old_poster != movie.poster_url:
             discard_unused_poster(old_poster)
@@ -1462,7 +1487,7 @@ def get_showtime(showtime_id):
 def update_showtime(data, showtime_id):
     """Move a showtime, change its hall, movie or price; refused once it is booked."""
     json_body_required(data)
-    showtime = get_showtime_or_404(showtime_id)
+    showtime = get_showtime_or_404(showtime_id, lock=True)
     if has_confirmed_reservations(Reservation.showtime_id == showtime.id):
         abort(409, message=f"Showtime {showtime_id} has bookings; it cannot change.")
     movie = get_movie_or_404(data["movie_id"]) if "movie_id" in data else showtime.movie
@@ -1487,7 +1512,7 @@ def update_showtime(data, showtime_id):
 @showtimes_blp.alt_response(409, description="The showtime has bookings")
 def delete_showtime(showtime_id):
     """Archive a showtime; refused while it is upcoming and booked."""
-    showtime = get_showtime_or_404(showtime_id)
+    showtime = get_showtime_or_404(showtime_id, lock=True)
     if showtime.start_time > utcnow() and has_confirmed_reservations(
         Reservation.showtime_id == showtime.id
     ):
@@ -1636,7 +1661,7 @@ def get_reservation_or_404(reservation_id: int) -> Reservation:
 @reservations_blp.alt_response(409, description="A seat is taken, or the showtime started")
 def create_reservation(data):
     """Book one or more seats: all of them or none."""
-    showtime = get_showtime_or_404(data["showtime_id"])
+    showtime = get_showtime_or_404(data["showtime_id"], lock=True)
     if showtime.start_time <= utcnow():
         abort(409, message=f"Showtime {showtime.id} has already started.")
     labels = data["seats"]
@@ -1742,6 +1767,7 @@ def cancel_reservation(reservation_id):
     reservation = get_reservation_or_404(reservation_id)
     if reservation.status == CANCELLED:
         abort(409, message=f"Reservation {reservation_id} is already cancelled.")
+    lock_showtimes(Showtime.id == reservation.showtime_id)
     if reservation.showtime.start_time <= utcnow():
         abort(409, message="The showtime has started; the reservation can no longer be cancelled.")
     # Conditional, so that two cancels racing each other cannot both succeed.
@@ -1749,7 +1775,8 @@ def cancel_reservation(reservation_id):
         update(Reservation)
         .where(Reservation.id == reservation_id, Reservation.status == CONFIRMED)
         .values(status=CANCELLED, cancelled_at=utcnow(), updated_at=utcnow())
-        .execution_options(synchronize_session=False)
+        # The email below describes the reservation as it now is.
+        .execution_options(synchronize_session="evaluate")
     ).rowcount
     if not changed:
         db.session.rollback()
@@ -1804,11 +1831,11 @@ def admin_report(args):
     key = (tag, tuple(sorted((name, str(value)) for name, value in args.items())))
     body = bodies.get(key)
     if body is None:
-        body = build_report(args)
+        body = current_app.json.dumps(build_report(args)) + "\n"  # kept encoded: 500 rows
         if len(bodies) >= REPORT_BODIES_KEPT:
             bodies.clear()
         bodies[key] = body
-    return lean_response(body, etag_header(tag))
+    return current_app.response_class(body, mimetype="application/json", headers=etag_header(tag))
 
 
 REPORT_BODIES_KEPT = 32

@@ -19,6 +19,7 @@ import resend
 from flask import current_app
 from markupsafe import escape
 from resend.exceptions import ResendError
+from sqlalchemy.exc import SQLAlchemyError
 
 from models import CANCELLED, db
 
@@ -52,6 +53,9 @@ def deliver(reservation, kind: str) -> str:
     config = current_app.config
     try:
         message = compose(reservation, kind)
+        # End the transaction the composing read in: no lock (SQLite's write lock
+        # for a POST) or pooled connection is held while Resend answers.
+        db.session.commit()
         if config["RESEND_API_KEY"]:
             send_with_resend(message, config)
             status = "sent"
@@ -71,7 +75,11 @@ def deliver(reservation, kind: str) -> str:
         log.exception("Booking %s email for reservation %s failed", kind, reservation.id)
         status = "failed"
     reservation.email_status = status
-    db.session.commit()
+    try:
+        db.session.commit()
+    except SQLAlchemyError:  # the booking itself is committed; only the status is lost
+        db.session.rollback()
+        log.exception("Could not record email_status %r for reservation %s", status, reservation.id)
     return status
 
 

@@ -164,3 +164,29 @@ def test_overlapping_showtimes_in_one_hall_cannot_both_be_scheduled(server):
     assert statuses == {201: 1, 409: 9}, statuses
     listed = requests.get(f"{base}/showtimes", params={"per_page": 100}, headers=admin).json()
     assert [showtime["hall"] for showtime in listed] == ["One"]
+
+
+def test_archiving_a_showtime_while_it_is_being_booked(server):
+    """Bookings and the admin's delete race: either the delete sees a booking (409) or no booking lands."""
+    base, _ = server
+    admin = token(base, ADMIN["username"], ADMIN["password"])
+    users = [new_user(base, f"late{number}") for number in range(8)]
+    for round_number in range(ROUNDS):
+        showtime_id = new_showtime(base, admin, hour=10 + round_number * 3)
+
+        def delete(session, showtime_id=showtime_id):
+            return session.delete(f"{base}/showtimes/{showtime_id}", headers=admin, timeout=60)
+
+        calls = [book_call(base, user, showtime_id, [f"A{n + 1}" if n < 5 else f"B{n - 4}"])
+                 for n, user in enumerate(users)]
+        *bookings, deleted = all_at_once(calls + [delete])
+
+        booked = [r for r in bookings if r.status_code == 201]
+        assert all(r.status_code in (201, 404) for r in bookings), [r.status_code for r in bookings]
+        if deleted.status_code == 200:
+            assert booked == [], "a booking landed on an archived showtime"
+        else:
+            assert deleted.status_code == 409 and booked
+        report = requests.get(f"{base}/admin/report", headers=admin).json()
+        rows = [r for r in report["showtimes"] if r["showtime_id"] == showtime_id]
+        assert sum(row["seats_booked"] for row in rows) == len(booked)

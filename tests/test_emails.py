@@ -239,3 +239,34 @@ def test_send_pending_without_an_api_key_logs_them(tmp_path):
 
     assert send_pending(app).output.strip() == "1 of 1 failed emails sent."
     assert email_status(cinema, reservation["id"], headers) == "logged"
+
+
+def test_a_retried_cancellation_repeats_the_same_request(app, cinema, resend_fake):
+    reservation, headers, _ = book(cinema)
+    resend_fake.mode = 422
+    cinema.client.delete(f"/reservations/{reservation['id']}", headers=headers)
+    resend_fake.mode = "ok"
+
+    assert send_pending(app).exit_code == 0
+
+    key = f"booking-cancellation/{reservation['id']}-"
+    first, retry = [r for r in resend_fake.requests if r.headers.get("Idempotency-Key", "").startswith(key)]
+    assert retry.headers["Idempotency-Key"] == first.headers["Idempotency-Key"]
+    assert retry.json == first.json  # the .ics included: a key must always mean one email
+
+
+def test_no_transaction_is_open_while_resend_answers(cinema, monkeypatch):
+    import emails
+
+    open_during_send = []
+    send = emails.send_with_resend
+
+    def watched(message, config):
+        open_during_send.append(db.session().in_transaction())
+        return send(message, config)
+
+    monkeypatch.setattr(emails, "send_with_resend", watched)
+    reservation, headers, _ = book(cinema)
+    cinema.client.delete(f"/reservations/{reservation['id']}", headers=headers)
+
+    assert open_during_send == [False, False]  # the confirmation, then the cancellation

@@ -174,3 +174,9 @@ def test_health(client):
 
     assert response.status_code == 200
     assert response.json == {"status": "ok", "database": "ok"}
+
+
+def test_unknown_routes_and_methods_come_before_body_checks(client):
+    assert_error(client.post("/nope", data="x", content_type="text/plain"), 404)
+    assert_error(client.get("/nope?q=%00"), 404)
+    assert_error(client.put("/health", data="x", content_type="text/plain"), 405)

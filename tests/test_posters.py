@@ -549,3 +549,14 @@ def test_cloudinary_unreachable_is_502(tmp_path):
 
     assert_error(response, 502)
     assert client.get(f"/movies/{movie['id']}", headers=admin).json["poster_url"] is None
+
+
+def test_a_new_poster_changes_the_movies_etag(client, cinema):
+    movie = cinema.movie(title="Tagged")
+    tag = client.get(f"/movies/{movie['id']}", headers=cinema.admin).headers["ETag"]
+
+    assert upload(client, cinema.admin, PNG, movie_id=str(movie["id"])).status_code == 201
+
+    response = client.get(f"/movies/{movie['id']}", headers={**cinema.admin, "If-None-Match": tag})
+    assert response.status_code == 200 and response.json["poster_url"].endswith(".png")
+    assert response.headers["ETag"] != tag
