@@ -1157,7 +1157,7 @@ def get_movie(movie_id):
         .subquery()
     )
     state = db.session.execute(
-        select(Movie.version, upcoming)
+        select(Movie, upcoming)
         .join(upcoming, true())  # one row of counts next to the movie
         .where(Movie.id == movie_id, Movie.deleted_at.is_(None))
     ).first()
@@ -1165,11 +1165,11 @@ def get_movie(movie_id):
         abort(404, message=f"Movie {movie_id} not found.")
     # Changes to the movie, to any upcoming showtime (seats included) or to which
     # showtimes are upcoming all change one of these numbers.
-    tag = f"movie-{movie_id}-{state.version}-{state.count}-{state.versions}-{state.ids}"
+    movie = state.Movie
+    tag = f"movie-{movie_id}-{movie.version}-{state.count}-{state.versions}-{state.ids}"
     cached = not_modified(tag)
     if cached:
         return cached
-    movie = get_movie_or_404(movie_id)
     rows = db.session.execute(
         showtimes_query().where(Showtime.movie_id == movie_id, Showtime.start_time >= now)
     ).all()
@@ -1334,7 +1334,7 @@ def read_poster_request(movie_id_allowed=True) -> tuple[bytes, int | None]:
         data = upload.stream.read(limit + 1)
         movie_id = request.form.get("movie_id")
     elif request.is_json:
-        body_limit = -(-limit // 3) * 4 + POSTER_BODY_ALLOWANCE
+        body_limit = base64_length(limit) + POSTER_BODY_ALLOWANCE
         # A streamed body (no Content-Length) is cut at the limit, not refused:
         # allow one byte more, and a body that reaches it is too large.
         request.max_content_length = body_limit + 1
@@ -1359,6 +1359,11 @@ def read_poster_request(movie_id_allowed=True) -> tuple[bytes, int | None]:
     return data, movie_id
 
 
+def base64_length(size: int) -> int:
+    """How long ``size`` bytes are in base64: 4 characters for every 3 bytes begun."""
+    return -(-size // 3) * 4
+
+
 def decode_image(image, limit: int) -> bytes:
     """The bytes of a JSON ``image``: base64, or a base64 ``data:`` URL."""
     if not isinstance(image, str) or not image.strip():
@@ -1369,7 +1374,7 @@ def decode_image(image, limit: int) -> bytes:
         if not header.endswith(";base64"):
             abort(400, message="The data: URL must be base64 encoded.", errors={"image": ["Not base64."]})
     encoded = "".join(image.split())
-    if len(encoded) > -(-limit // 3) * 4:  # base64 takes 4 bytes for every 3
+    if len(encoded) > base64_length(limit):
         abort(413, message=f"The image is larger than {limit} bytes.")
     try:
         return base64.b64decode(encoded, validate=True)

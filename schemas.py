@@ -294,10 +294,6 @@ class MovieSchema(Schema):
                 raise ValidationError("Must not be blank.", name)
 
 
-class MovieSearchResultSchema(MovieSchema):
-    pass
-
-
 class MoviesQuerySchema(PageQuerySchema):
     genre = fields.String(validate=validate.Length(min=1, max=50))
 
