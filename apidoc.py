@@ -91,14 +91,15 @@ def document_security(view, *statuses):
     return view
 
 
-WRITE_METHODS = {"post", "put", "patch", "delete"}
+# Methods that change data; the app also uses this set (write locks, 415 checks).
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def add_common_errors(doc, doc_info, *, method, **kwargs):
     """Errors any operation can meet: 500 and 503; 415 (and 413) for writes (with bodies)."""
     responses = doc_info.setdefault("response", {}).setdefault("responses", {})
     statuses = [500, 503]
-    if method in WRITE_METHODS:
+    if method.upper() in WRITE_METHODS:
         statuses.append(415)
         if any(
             argument.get("location", "json") == "json"

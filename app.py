@@ -166,7 +166,7 @@ ENVIRONMENT = {
     "AUTO_MIGRATE": ("AUTO_MIGRATE", lambda v: v.lower() in ("1", "true", "yes")),
 }
 
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+WRITE_METHODS = apidoc.WRITE_METHODS
 # POST endpoints that only read the database (no write lock needed on SQLite).
 READ_ONLY_POSTS = frozenset({"auth.login", "auth.refresh"})
 # Endpoints that take a body other than JSON.
