@@ -150,12 +150,16 @@ class Client:
         self.base = base
 
     def call(self, method, path, headers=None, **kwargs):
-        """(status, body) of one request; a dropped connection is CONNECTION_ERROR."""
+        """(status, body) of one request; a dropped connection is CONNECTION_ERROR.
+
+        A worker killed mid-answer drops the connection before the request is sent
+        (ConnectionError) or after the headers, with the body cut short.
+        """
         try:
             response = requests.request(
                 method, f"{self.base}{path}", headers=headers, timeout=60, **kwargs
             )
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
             return CONNECTION_ERROR, None
         try:
             body = response.json()
