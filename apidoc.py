@@ -3,6 +3,14 @@
 from copy import deepcopy
 from http import HTTPStatus
 
+from flask_smorest import Api, Blueprint
+from flask_smorest.utils import prepare_response
+from webargs.flaskparser import FlaskParser
+from werkzeug.routing import IntegerConverter
+
+import schemas as s
+from errors import WRITE_METHODS, http_error
+
 API_DESCRIPTION = """\
 Book seats at a movie cinema. JSON in and out; times are ISO 8601 with an offset.
 
@@ -89,10 +97,6 @@ def document_security(view, *statuses):
     for status in statuses:
         document_error(view, status)
     return view
-
-
-# Methods that change data; the app also uses this set (write locks, 415 checks).
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def add_common_errors(doc, doc_info, *, method, **kwargs):
@@ -207,6 +211,86 @@ def ecma_pattern(converter, field, ret, **kwargs):
 
 def id_parameter(converter):
     """Every integer in a path is an id."""
-    from schemas import MAX_ID
+    return {"type": "integer", "minimum": 1, "maximum": s.MAX_ID}
 
-    return {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+
+# ---- flask-smorest, with the contract's errors ----------------------------------
+
+
+class JsonErrorApi(Api):
+    """flask-smorest's Api, with every HTTP error in the contract's shape."""
+
+    ERROR_SCHEMA = s.ErrorSchema
+    DEFAULT_ERROR_RESPONSE_NAME = None  # each operation lists the errors it can return
+
+    def handle_http_exception(self, error):
+        return http_error(error)
+
+    def _init_spec(self, **kwargs):
+        super()._init_spec(**kwargs)
+        self.spec.components.security_scheme("bearerAuth", BEARER_SCHEME)
+        self.ma_plugin.converter.add_attribute_function(ecma_pattern)
+        self.register_converter(IntegerConverter, id_parameter)
+
+    def _register_responses(self):
+        """One component response per error status, in the contract's shape."""
+        headers = {401: {"WWW-Authenticate": {"schema": {"type": "string"}}}}
+        headers.update(dict.fromkeys((429, 503), RETRY_HEADERS))
+        for status in ERROR_MESSAGES:
+            response = {
+                "description": HTTPStatus(status).phrase,
+                "schema": self.ERROR_SCHEMA,
+                "example": error_example(status),
+            }
+            if status in headers:
+                response["headers"] = headers[status]
+            prepare_response(response, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
+            self.spec.components.response(HTTPStatus(status).name, response, lazy=True)
+
+
+class ValidationParser(FlaskParser):
+    # The contract says 400 for validation failures (webargs defaults to 422).
+    DEFAULT_VALIDATION_STATUS = 400
+
+
+class ApiBlueprint(Blueprint):
+    ARGUMENTS_PARSER = ValidationParser()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Before flask-smorest turns the collected responses into the document.
+        self._prepare_doc_cbks.insert(0, add_common_errors)
+
+    def alt_response(self, status_code, response=None, *, schema=None, example=None, **kwargs):
+        """Error responses default to the contract's error shape."""
+        if response is None and schema is None and int(status_code) >= 400:
+            schema = s.ErrorSchema
+            example = example or error_example(int(status_code))
+        return super().alt_response(status_code, response, schema=schema, example=example, **kwargs)
+
+
+def schema_name(schema):
+    """OpenAPI component names: "Movie", "MoviePartial", ... one per schema variant."""
+    cls = schema if isinstance(schema, type) else type(schema)
+    name = cls.__name__.removesuffix("Schema")
+    if not isinstance(schema, type):
+        if schema.partial:
+            name += "Partial"
+        if schema.only:
+            name += "Brief"
+    return name
+
+
+def poster_request_body(with_movie_id: bool) -> dict:
+    """The OpenAPI request body of a poster upload, multipart or JSON."""
+    fields = {"image": {"type": "string", "format": "binary"}}
+    if with_movie_id:
+        fields["movie_id"] = {"type": "integer", "description": "Make the image this movie's poster_url"}
+    json_fields = {**fields, "image": {"type": "string", "description": "base64 or a data: URL"}}
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": {"type": "object", "properties": fields}},
+            "application/json": {"schema": {"type": "object", "required": ["image"], "properties": json_fields}},
+        },
+    }

@@ -8,6 +8,7 @@ from flask.cli import with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import func, insert, inspect, select, update
 
+from auth import hash_password
 from models import (
     CANCELLED,
     CONFIRMED,
@@ -20,6 +21,7 @@ from models import (
     reservation_seats,
     utcnow,
 )
+from scheduling import hall_end_time
 
 DEMO_ADMIN = {"username": "demo_admin", "email": "admin@demo.cinema", "password": "demo-admin-pass"}
 DEMO_USER = {"username": "demo_user", "email": "user@demo.cinema", "password": "demo-user-pass"}
@@ -57,8 +59,6 @@ def has_data() -> bool:
 
 def seed() -> dict:
     """Fill the database with the demo cinema; return what was made."""
-    from app import hall_end_time, hash_password
-
     users = {}
     for role, account in (("admin", DEMO_ADMIN), ("user", DEMO_USER), ("guest", OTHER_GUEST)):
         users[role] = User(

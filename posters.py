@@ -1,11 +1,14 @@
 """Poster storage: Cloudinary when it is configured, else a local folder served by the app.
 
-``store_poster(data)`` checks that the bytes are a whole JPEG, PNG, WebP or GIF image
+``read_poster_request()`` takes the image out of an upload (multipart or JSON base64)
+under MAX_POSTER_BYTES; ``store_poster(data)`` checks that the bytes are a whole JPEG, PNG, WebP or GIF image
 and stores them, returning ``{"url", "poster_url"}``; ``discard_poster(url)`` removes
 an image this app put on Cloudinary once nothing uses it any more. Local files are named
 by the SHA-256 of their content, so the same image is stored once and never changes.
 """
 
+import base64
+import binascii
 import hashlib
 import logging
 import os
@@ -18,7 +21,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import cloudinary.uploader
 import cloudinary.utils
 from cloudinary.exceptions import Error as CloudinaryError
-from flask import current_app, url_for
+from flask import current_app, request, url_for
+from flask_smorest import abort
+
+from models import db
 
 log = logging.getLogger("cinema.posters")
 
@@ -221,3 +227,75 @@ def cloudinary_settings(config) -> dict | None:
     if config.get("CLOUDINARY_UPLOAD_PREFIX"):
         options["upload_prefix"] = config["CLOUDINARY_UPLOAD_PREFIX"]
     return options
+
+
+# ---- reading an upload ------------------------------------------------------------
+
+# Room for the multipart framing and the other fields around the image itself.
+POSTER_BODY_ALLOWANCE = 64 * 1024
+
+
+def read_poster_request(movie_id_allowed=True) -> tuple[bytes, int | None]:
+    """The image bytes and optional movie id, from a multipart or JSON body."""
+    # Nothing below may hold SQLite's write lock (taken by the admin check) while
+    # a large body arrives or the image host answers.
+    db.session.rollback()
+    limit = current_app.config["MAX_POSTER_BYTES"]
+    too_large = f"The image is larger than {limit} bytes."
+    if request.mimetype == "multipart/form-data":
+        request.max_content_length = limit + POSTER_BODY_ALLOWANCE
+        upload = request.files.get("image")
+        if upload is None:
+            upload = request.files.get("file")
+        if upload is None:
+            abort(400, message="Send the image in the multipart field 'image' (or 'file').",
+                  errors={"image": ["Missing file."]})
+        data = upload.stream.read(limit + 1)
+        movie_id = request.form.get("movie_id")
+    elif request.is_json:
+        body_limit = base64_length(limit) + POSTER_BODY_ALLOWANCE
+        # A streamed body (no Content-Length) is cut at the limit, not refused:
+        # allow one byte more, and a body that reaches it is too large.
+        request.max_content_length = body_limit + 1
+        if len(request.get_data()) > body_limit:
+            abort(413, message=too_large)
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            abort(400, message="The request body must be a JSON object with an 'image' field.")
+        data, movie_id = decode_image(body.get("image"), limit), body.get("movie_id")
+    else:
+        abort(415, message="Send the image as multipart/form-data or as JSON with base64.")
+    if len(data) > limit:
+        abort(413, message=too_large)
+    if not data:
+        abort(400, message="The image is empty.", errors={"image": ["Empty file."]})
+    if movie_id in (None, "") or not movie_id_allowed:
+        return data, None
+    if isinstance(movie_id, str) and movie_id.isdecimal():
+        movie_id = int(movie_id)
+    if isinstance(movie_id, bool) or not isinstance(movie_id, int) or not 1 <= movie_id < 2**31:
+        abort(400, message="movie_id must be a movie's id.", errors={"movie_id": ["Not a valid id."]})
+    return data, movie_id
+
+
+def base64_length(size: int) -> int:
+    """How long ``size`` bytes are in base64: 4 characters for every 3 bytes begun."""
+    return -(-size // 3) * 4
+
+
+def decode_image(image, limit: int) -> bytes:
+    """The bytes of a JSON ``image``: base64, or a base64 ``data:`` URL."""
+    if not isinstance(image, str) or not image.strip():
+        abort(400, message="'image' must be the image as base64 or a data: URL.",
+              errors={"image": ["Missing or not a string."]})
+    if image.startswith("data:"):
+        header, _, image = image.partition(",")
+        if not header.endswith(";base64"):
+            abort(400, message="The data: URL must be base64 encoded.", errors={"image": ["Not base64."]})
+    encoded = "".join(image.split())
+    if len(encoded) > base64_length(limit):
+        abort(413, message=f"The image is larger than {limit} bytes.")
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        abort(400, message="'image' is not valid base64.", errors={"image": ["Not valid base64."]})

@@ -155,7 +155,7 @@ def clean_environment(monkeypatch):
         "SEAT_PRICE",
     ):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr("app.load_dotenv", lambda *args, **kwargs: None)
+    monkeypatch.setattr("settings.load_dotenv", lambda *args, **kwargs: None)
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, text
 
 import conftest
-from app import INITIAL_REVISION, MIGRATIONS, create_app
+from app import create_app
+from database import INITIAL_REVISION, MIGRATIONS
 from conftest import Cinema, test_config
 from models import db
 

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from app import reservation_query
+from booking import reservation_query
 from conftest import future
 
 

@@ -13,7 +13,8 @@ import redis
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
-from app import create_app, instance_secret
+from app import create_app
+from settings import instance_secret
 from conftest import ADMIN, Cinema, assert_error, test_config
 from models import db
 

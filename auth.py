@@ -1,0 +1,189 @@
+"""Accounts and tokens: JWT callbacks, the login_required / admin_required guards,
+password hashing, revocation and the admin created at start-up."""
+
+import logging
+from datetime import datetime, timezone
+from functools import wraps
+
+from flask import current_app, g
+from flask_jwt_extended import (
+    JWTManager,
+    create_access_token,
+    create_refresh_token,
+    current_user,
+    jwt_required,
+)
+from flask_smorest import abort
+from sqlalchemy import bindparam, exists, inspect, or_, select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+import apidoc
+from errors import Conflict, NotFound, error_response
+from models import RevokedToken, User, db, utcnow
+
+log = logging.getLogger("cinema")
+
+jwt = JWTManager()
+
+
+def register_jwt_callbacks():
+    def unauthorized(message):
+        return error_response(401, message, {"WWW-Authenticate": "Bearer"})
+
+    jwt.unauthorized_loader(lambda reason: unauthorized(f"Missing token: {reason}."))
+    jwt.invalid_token_loader(lambda reason: unauthorized(f"Invalid token: {reason}."))
+    jwt.expired_token_loader(lambda header, payload: unauthorized("The token has expired."))
+    jwt.revoked_token_loader(lambda header, payload: unauthorized("The token was revoked."))
+    jwt.needs_fresh_token_loader(lambda header, payload: unauthorized("A fresh token is required."))
+    jwt.token_verification_failed_loader(
+        lambda header, payload: unauthorized("The token's claims are not valid.")
+    )
+    jwt.user_lookup_error_loader(
+        lambda header, payload: unauthorized("The token's user no longer exists.")
+    )
+
+
+# Built once: every authenticated request runs it.
+TOKEN_REVOKED = exists().where(RevokedToken.jti == bindparam("jti"))
+TOKEN_USER_AND_REVOKED = select(User, TOKEN_REVOKED).where(User.id == bindparam("user_id"))
+
+
+@jwt.token_in_blocklist_loader
+def is_token_revoked(jwt_header, jwt_payload):
+    """Check the token and load its user in one query (the user loader runs next)."""
+    jti = jwt_payload["jti"]
+    try:
+        user_id = int(jwt_payload["sub"])
+    except (TypeError, ValueError):
+        g.token_user = None
+        return db.session.scalar(select(TOKEN_REVOKED), {"jti": jti})
+    row = db.session.execute(TOKEN_USER_AND_REVOKED, {"jti": jti, "user_id": user_id}).first()
+    g.token_user = row[0] if row else None
+    return bool(row and row[1])
+
+
+@jwt.user_lookup_loader
+def load_user(jwt_header, jwt_payload):
+    if "token_user" in g:
+        return g.pop("token_user")
+    try:
+        return db.session.get(User, int(jwt_payload["sub"]))
+    except (TypeError, ValueError):
+        return None
+
+
+# Each of these enforces a token and documents it (bearerAuth, 401, 403) in the spec.
+
+
+def login_required(view):
+    """A valid access token."""
+    return apidoc.document_security(jwt_required()(view), 401)
+
+
+def refresh_token_required(view):
+    """A valid refresh token."""
+    return apidoc.document_security(jwt_required(refresh=True)(view), 401)
+
+
+def any_token_required(view):
+    """A valid access or refresh token."""
+    return apidoc.document_security(jwt_required(verify_type=False)(view), 401)
+
+
+def admin_required(view):
+    """An access token, plus the admin flag re-checked in the database (not the token)."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_admin:
+            abort(403, message="Admins only.")
+        return view(*args, **kwargs)
+
+    return apidoc.document_security(jwt_required()(wrapper), 401, 403)
+
+
+# ---- accounts ---------------------------------------------------------------------
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+
+
+def register_user(data) -> User:
+    """A new account; Conflict when the username or email is taken (case-insensitive)."""
+    username_key, email = data["username"].lower(), data["email"].lower()
+    password_hash = hash_password(data["password"])  # before the transaction starts
+    taken = db.session.execute(
+        select(User.username_key, User.email).where(
+            or_(User.username_key == username_key, User.email == email)
+        )
+    ).first()
+    if taken:
+        what = "username" if taken.username_key == username_key else "email"
+        raise Conflict(f"That {what} is already registered.")
+    user = User(username=data["username"], email=email, password_hash=password_hash)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def authenticate(username: str, password: str) -> User | None:
+    """The user with this username (or email) and password, else None."""
+    key = username.strip().lower()
+    user = db.session.scalar(select(User).where(or_(User.username_key == key, User.email == key)))
+    if user is None or not check_password_hash(user.password_hash, password):
+        return None
+    return user
+
+
+def access_token(user: User) -> str:
+    return create_access_token(identity=str(user.id), additional_claims={"is_admin": user.is_admin})
+
+
+def refresh_token(user: User) -> str:
+    return create_refresh_token(identity=str(user.id), additional_claims={"is_admin": user.is_admin})
+
+
+def revoke(token: dict):
+    """Refuse this token (its decoded claims) from now on."""
+    expires = datetime.fromtimestamp(token["exp"], timezone.utc)
+    db.session.add(RevokedToken(jti=token["jti"], expires_at=expires))
+    # Forget tokens that have expired anyway, so the table stays small.
+    db.session.execute(db.delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
+    db.session.commit()
+
+
+def promote(user_id: int) -> User:
+    """Make a user an admin (idempotent)."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"User {user_id} not found.")
+    user.is_admin = True
+    db.session.commit()
+    return user
+
+
+def bootstrap_admin():
+    """Create the ADMIN_* user at start-up when no user of that name exists."""
+    config = current_app.config
+    if not (config["ADMIN_USERNAME"] and config["ADMIN_EMAIL"] and config["ADMIN_PASSWORD"]):
+        return
+    if not inspect(db.engine).has_table(User.__tablename__):
+        log.warning("The database has no tables yet: run `flask --app app db upgrade`.")
+        return
+    key = config["ADMIN_USERNAME"].lower()
+    if db.session.scalar(select(User.id).where(User.username_key == key)):
+        return
+    db.session.add(
+        User(
+            username=config["ADMIN_USERNAME"],
+            email=config["ADMIN_EMAIL"],
+            password_hash=hash_password(config["ADMIN_PASSWORD"]),
+            is_admin=True,
+        )
+    )
+    try:
+        db.session.commit()
+        log.info("Created admin user %s", config["ADMIN_USERNAME"])
+    except IntegrityError:  # another worker created it first
+        db.session.rollback()

@@ -1,0 +1,188 @@
+"""Settings: the defaults, the environment (and .env), and the generated signing key."""
+
+import os
+import secrets
+from datetime import timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import load_dotenv
+
+import apidoc
+import posters
+
+DEFAULTS = {
+    "SQLALCHEMY_DATABASE_URI": None,  # instance/cinema.db unless DATABASE_URL is set
+    "JWT_SECRET_KEY": None,  # generated and kept in the instance folder when unset
+    "JWT_ACCESS_TOKEN_EXPIRES": timedelta(hours=1),
+    "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=30),
+    "JWT_TOKEN_LOCATION": ["headers"],
+    "CINEMA_TIMEZONE": "UTC",
+    "SEAT_PRICE": 10,
+    "CLEANING_MINUTES": 15,
+    "MAX_SEATS_PER_RESERVATION": 10,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "LOGIN_RATE_LIMIT": "10 per minute",
+    "REGISTER_RATE_LIMIT": "20 per hour",
+    "RATELIMIT_STORAGE_URI": "memory://",
+    # Every other route, per client address; generous, against runaway clients.
+    "DEFAULT_RATE_LIMIT": "600 per minute",
+    "RATELIMIT_KEY_PREFIX": "cinema",
+    # When Redis is down, count in memory instead of failing requests.
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+    # Bearer tokens, not cookies: any origin may call the API unless narrowed.
+    "CORS_ORIGINS": "*",
+    "CORS_EXPOSE_HEADERS": ["X-Total-Count", "Link", "Location"],
+    "CORS_SEND_WILDCARD": True,  # "*" itself rather than the caller's origin echoed back
+    "RATELIMIT_HEADERS_ENABLED": True,
+    "PASSWORD_HASH_METHOD": "scrypt",
+    "LOG_LEVEL": "INFO",
+    "ADMIN_USERNAME": None,
+    "ADMIN_EMAIL": None,
+    "ADMIN_PASSWORD": None,
+    "RESEND_API_KEY": None,
+    "RESEND_FROM": "Cinema <onboarding@resend.dev>",
+    "RESEND_API_URL": "https://api.resend.com",
+    "EMAIL_TIMEOUT": 5,
+    "MAX_POSTER_BYTES": 5 * 1024 * 1024,
+    "POSTER_FOLDER": None,  # instance/posters when unset
+    "CLOUDINARY_URL": None,
+    "CLOUDINARY_CLOUD_NAME": None,
+    "CLOUDINARY_API_KEY": None,
+    "CLOUDINARY_API_SECRET": None,
+    "CLOUDINARY_UPLOAD_PREFIX": None,
+    "CLOUDINARY_TIMEOUT": 20,
+    # OpenAPI, read by flask-smorest.
+    "API_TITLE": "Movie Cinema Booking API",
+    "API_VERSION": "1.0.0",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "API_SPEC_OPTIONS": {"info": {"description": apidoc.API_DESCRIPTION}},
+    # Upgrade the database to the newest migration at start-up (`python app.py` turns it on).
+    "AUTO_MIGRATE": False,
+    # Build the tables straight from the models instead (tests only).
+    "CREATE_TABLES": False,
+}
+
+# Environment variable -> (config key, parser). Read after DEFAULTS, before `config`.
+ENVIRONMENT = {
+    "DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", str),
+    "JWT_SECRET_KEY": ("JWT_SECRET_KEY", str),
+    "JWT_ACCESS_TOKEN_EXPIRES": ("JWT_ACCESS_TOKEN_EXPIRES", lambda v: timedelta(seconds=int(v))),
+    "JWT_REFRESH_TOKEN_EXPIRES": ("JWT_REFRESH_TOKEN_EXPIRES", lambda v: timedelta(seconds=int(v))),
+    "CINEMA_TIMEZONE": ("CINEMA_TIMEZONE", str),
+    "SEAT_PRICE": ("SEAT_PRICE", float),
+    "CLEANING_MINUTES": ("CLEANING_MINUTES", int),
+    "MAX_SEATS_PER_RESERVATION": ("MAX_SEATS_PER_RESERVATION", int),
+    "MAX_CONTENT_LENGTH": ("MAX_CONTENT_LENGTH", int),
+    "LOGIN_RATE_LIMIT": ("LOGIN_RATE_LIMIT", str),
+    "REGISTER_RATE_LIMIT": ("REGISTER_RATE_LIMIT", str),
+    "RATELIMIT_STORAGE_URI": ("RATELIMIT_STORAGE_URI", str),
+    "DEFAULT_RATE_LIMIT": ("DEFAULT_RATE_LIMIT", str),
+    "RATELIMIT_KEY_PREFIX": ("RATELIMIT_KEY_PREFIX", str),
+    "CORS_ORIGINS": ("CORS_ORIGINS", lambda v: [o.strip() for o in v.split(",") if o.strip()]),
+    "RATELIMIT_ENABLED": ("RATELIMIT_ENABLED", lambda v: v.lower() in ("1", "true", "yes")),
+    "ADMIN_USERNAME": ("ADMIN_USERNAME", str),
+    "ADMIN_EMAIL": ("ADMIN_EMAIL", str),
+    "ADMIN_PASSWORD": ("ADMIN_PASSWORD", str),
+    "RESEND_API_KEY": ("RESEND_API_KEY", str),
+    "RESEND_FROM": ("RESEND_FROM", str),
+    "RESEND_API_URL": ("RESEND_API_URL", str),
+    "EMAIL_TIMEOUT": ("EMAIL_TIMEOUT", float),
+    "MAX_POSTER_BYTES": ("MAX_POSTER_BYTES", int),
+    "POSTER_FOLDER": ("POSTER_FOLDER", str),
+    "CLOUDINARY_URL": ("CLOUDINARY_URL", str),
+    "CLOUDINARY_CLOUD_NAME": ("CLOUDINARY_CLOUD_NAME", str),
+    "CLOUDINARY_API_KEY": ("CLOUDINARY_API_KEY", str),
+    "CLOUDINARY_API_SECRET": ("CLOUDINARY_API_SECRET", str),
+    "CLOUDINARY_UPLOAD_PREFIX": ("CLOUDINARY_UPLOAD_PREFIX", str),
+    "CLOUDINARY_TIMEOUT": ("CLOUDINARY_TIMEOUT", float),
+    "LOG_LEVEL": ("LOG_LEVEL", str.upper),
+    "AUTO_MIGRATE": ("AUTO_MIGRATE", lambda v: v.lower() in ("1", "true", "yes")),
+}
+
+
+def settings_from_environment() -> dict:
+    settings = {}
+    for variable, (key, parse) in ENVIRONMENT.items():
+        value = os.environ.get(variable)
+        if value not in (None, ""):
+            try:
+                settings[key] = parse(value)
+            except ValueError:
+                raise RuntimeError(f"{variable}={value!r} is not valid") from None
+    return settings
+
+
+def load(app, config=None):
+    """Defaults, then the environment (and .env), then ``config``; derived settings last."""
+    load_dotenv()
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_mapping(settings_from_environment())
+    if config:
+        app.config.from_mapping(config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    configure(app)
+
+
+def configure(app):
+    """Derive the settings that depend on others."""
+    config = app.config
+    if not config["SQLALCHEMY_DATABASE_URI"]:
+        config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(
+            app.instance_path, "cinema.db"
+        )
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # Concurrent writers wait for the lock (up to 30 s) instead of failing.
+        options = config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+        options.setdefault("connect_args", {}).setdefault("timeout", 30)
+    try:
+        config["CINEMA_TZ"] = ZoneInfo(config["CINEMA_TIMEZONE"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RuntimeError(f"CINEMA_TIMEZONE={config['CINEMA_TIMEZONE']!r} is unknown") from None
+    config["SEAT_PRICE_CENTS"] = round(float(config["SEAT_PRICE"]) * 100)
+    # The prefix of the counters' keys in Redis (several apps can share one server).
+    config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"key_prefix": config["RATELIMIT_KEY_PREFIX"]})
+    if not config["JWT_SECRET_KEY"]:
+        config["JWT_SECRET_KEY"] = instance_secret(app)
+    config["CLOUDINARY"] = posters.cloudinary_settings(config)
+
+
+def instance_secret(app) -> str:
+    """A random signing key kept in the instance folder, so tokens survive restarts.
+
+    Several workers may start at once: each writes a candidate to a file of its
+    own and links it into place; the link succeeds for one of them only, and
+    everyone then uses the key that won.
+    """
+    path = os.path.join(app.instance_path, "jwt-secret.key")
+    key = read_key(path)
+    if key:
+        return key
+    candidate = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
+    descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_urlsafe(48))  # 48 random bytes
+    try:
+        os.link(candidate, path)
+        app.logger.warning(
+            "JWT_SECRET_KEY is not set: using a generated key from %s. "
+            "Set JWT_SECRET_KEY in production.",
+            path,
+        )
+    except FileExistsError:
+        if not read_key(path):  # not another worker's key, but a damaged file
+            os.replace(candidate, path)
+    finally:
+        if os.path.exists(candidate):
+            os.unlink(candidate)
+    return read_key(path)
+
+
+def read_key(path):
+    try:
+        with open(path) as file:
+            key = file.read().strip()
+    except FileNotFoundError:
+        return None
+    return key if len(key) >= 43 else None
