@@ -32,7 +32,7 @@ from auth import admin_required, any_token_required, jwt, login_required, refres
 from cli import register_commands
 from database import MIGRATIONS, configure_sqlite, migrate_database
 from emails import send_booking_confirmation, send_cancellation
-from errors import register_error_handlers, register_request_guards
+from errors import ApiRequest, JsonProvider, register_error_handlers, register_request_guards
 from models import User, db, utcnow
 
 log = logging.getLogger("cinema")  # emails.py logs under "cinema.emails"
@@ -74,6 +74,8 @@ BLUEPRINTS = (
 def create_app(config=None):
     """Build the app: defaults, then the environment (and .env), then ``config``."""
     app = Flask(__name__, instance_relative_config=True)
+    app.request_class = ApiRequest
+    app.json = JsonProvider(app)
     settings.load(app, config)
     app.json.sort_keys = False  # keep "status", "error", "message" in that order
     if not logging.getLogger().handlers:  # a server (gunicorn) may have set logging up

@@ -1,12 +1,18 @@
 """The one error shape: its handlers, the small exceptions rules raise, the request guards."""
 
+import gc
+import json
 import logging
+import math
+import sys
 import uuid
 from http import HTTPStatus
+from urllib.parse import unquote_to_bytes
 
-from flask import jsonify, request
+from flask import Request, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 import schemas as s
 from models import db
@@ -17,6 +23,11 @@ log = logging.getLogger("cinema")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Endpoints that take a body other than JSON.
 NON_JSON_ENDPOINTS = frozenset({"movies.upload_poster", "movies.upload_movie_poster"})
+# How deep arrays and objects may nest in a JSON body; the API's own bodies need 2.
+MAX_JSON_DEPTH = 32
+# The charsets a JSON body may declare: JSON is UTF-8 (RFC 8259).
+UTF8_NAMES = frozenset({"utf-8", "utf8"})
+NUL_REFUSED = "Text may not contain NUL (\\u0000) characters."
 
 
 class Refused(Exception):
@@ -77,10 +88,7 @@ def http_error(error: HTTPException):
     message = data.get("message") or error.description
     if "messages" in data:  # a webargs validation error
         errors = flatten_validation_messages(data["messages"])
-        if errors.get("_schema") == ["Invalid JSON body."] and len(errors) == 1:
-            message = "The request body is not valid JSON."
-        else:
-            message = "The request has invalid fields: " + ", ".join(sorted(errors)) + "."
+        message = "The request has invalid fields: " + ", ".join(sorted(errors)) + "."
         extra["errors"] = errors
     elif "errors" in data:
         extra["errors"] = data["errors"]
@@ -147,15 +155,43 @@ def register_error_handlers(app):
         return internal_error(getattr(error, "original_exception", None) or error)
 
 
+def json_body_expected() -> bool:
+    """Whether the request writes to a known JSON endpoint (unknown routes answer 404/405 first)."""
+    return (
+        request.url_rule is not None
+        and request.method in WRITE_METHODS
+        and request.endpoint not in NON_JSON_ENDPOINTS
+    )
+
+
 def refuse_non_json_bodies():
-    """A JSON endpoint given a body of another type answers 415."""
-    if request.url_rule is None:
-        return None  # an unknown route or method: its 404 or 405 comes first
-    if request.method not in WRITE_METHODS or request.endpoint in NON_JSON_ENDPOINTS:
+    """A JSON endpoint given a body of another type, or JSON in another charset, answers 415."""
+    if not json_body_expected():
         return None
     has_body = (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding")
     if has_body and not request.is_json:
         return error_response(415, "Send the body as JSON (Content-Type: application/json).")
+    if has_body and request.mimetype_params.get("charset", "utf-8").lower() not in UTF8_NAMES:
+        return error_response(415, "Send JSON in UTF-8 (charset=utf-8, or no charset).")
+    return None
+
+
+def receive_json_body():
+    """Read a JSON body now, before a query can take SQLite's write lock.
+
+    Reading costs no CPU to speak of; parsing waits until the view asks for the
+    body (``get_json``), after its auth check.
+    """
+    if not (json_body_expected() and request.is_json):
+        return None
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None:
+        # Werkzeug cuts a streamed body (no Content-Length) at the limit instead of
+        # refusing it: read one byte more, and a body that reaches it is too large.
+        request.max_content_length = limit + 1
+        if len(request.get_data()) > limit:
+            raise RequestEntityTooLarge()
+    request.get_data()
     return None
 
 
@@ -167,15 +203,18 @@ def refuse_ids_out_of_range():
     return None
 
 
-def refuse_nul_characters():
-    """PostgreSQL cannot store NUL characters: refuse them up front, on every database alike."""
+def refuse_bad_query_strings():
+    """A query string must decode as UTF-8 and hold no NUL characters (PostgreSQL cannot store them)."""
     if request.url_rule is None:
         return None  # an unknown route or method: its 404 or 405 comes first
+    try:
+        # Werkzeug fails on raw bytes that are not UTF-8 and keeps "%FF" as text.
+        unquote_to_bytes(request.query_string).decode()
+    except UnicodeDecodeError:
+        return error_response(400, "The query string is not valid UTF-8.")
     query = [value for pair in request.args.items(multi=True) for value in pair]
-    # Poster uploads read their (base64) body later, under their own size limit.
-    check_body = request.is_json and request.endpoint not in NON_JSON_ENDPOINTS
-    if contains_nul(query) or (check_body and contains_nul(request.get_json(silent=True))):
-        return error_response(400, "Text may not contain NUL (\\u0000) characters.")
+    if contains_nul(query):
+        return error_response(400, NUL_REFUSED)
     return None
 
 
@@ -191,5 +230,112 @@ def contains_nul(value) -> bool:
 
 def register_request_guards(app):
     app.before_request(refuse_non_json_bodies)
+    app.before_request(receive_json_body)
     app.before_request(refuse_ids_out_of_range)
-    app.before_request(refuse_nul_characters)
+    app.before_request(refuse_bad_query_strings)
+
+
+# ---- JSON bodies ------------------------------------------------------------------
+
+
+class BadJson(ValueError):
+    """A JSON body refused for a reason the client is told."""
+
+
+def parse_json(data: bytes):
+    """A request body as JSON: UTF-8, nested at most MAX_JSON_DEPTH deep, finite numbers only.
+
+    Raises BadJson, or json.JSONDecodeError for text that is not JSON at all.
+    """
+    try:
+        text = data.decode()  # strict: no invalid bytes, no encoded surrogates, no UTF-16
+    except UnicodeDecodeError:
+        raise BadJson("The request body is not valid UTF-8.") from None
+    if nests_deeper_than(data, MAX_JSON_DEPTH):
+        raise BadJson(f"The request body nests arrays or objects deeper than {MAX_JSON_DEPTH} levels.")
+    # Every new array counts towards a run of the cyclic garbage collector, which
+    # walks the whole heap: for a body of many small arrays, over ten times the
+    # cost of the parse itself. A parsed body holds no cycles; collect afterwards.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        body = JSON_DECODER.decode(text)
+    except (BadJson, json.JSONDecodeError):
+        raise
+    except ValueError:  # an integer longer than int() converts (sys.get_int_max_str_digits)
+        raise BadJson(f"Numbers may have at most {sys.get_int_max_str_digits()} digits.") from None
+    finally:
+        if collecting:
+            gc.enable()
+    # A NUL can only come from its escape (JSON refuses the raw character): only
+    # then is the body walked.
+    if b"\\u0000" in data and contains_nul(body):
+        raise BadJson(NUL_REFUSED)
+    return body
+
+
+def refuse_constant(name: str):
+    """Python's json reads NaN, Infinity and -Infinity; JSON has no such numbers."""
+    raise BadJson(f"{name} is not a JSON number.")
+
+
+def finite_float(literal: str) -> float:
+    """A number like 1e400 would become infinity."""
+    number = float(literal)
+    if math.isinf(number):
+        raise BadJson("A number in the request body is too large.")
+    return number
+
+
+JSON_DECODER = json.JSONDecoder(parse_constant=refuse_constant, parse_float=finite_float)
+
+
+# Once the strings are gone: brackets as parentheses, everything else dropped.
+BRACKETS_AS_PARENTHESES = bytes.maketrans(b"[{]}", b"(())")
+NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+
+
+def nests_deeper_than(data: bytes, limit: int) -> bool:
+    """Whether a JSON text's arrays and objects nest deeper than ``limit``, found without parsing it.
+
+    json.loads recurses once per level and would run into Python's recursion
+    limit (a RecursionError) on a body of a few thousand brackets.
+    """
+    nesting = text_outside_strings(data).translate(BRACKETS_AS_PARENTHESES, NOT_BRACKETS)
+    too_deep = b"(" * (limit + 1)
+    if too_deep in nesting:
+        return True
+    for _ in range(limit + 1):
+        # Each pass takes away the innermost level: every "()" there is.
+        shallower = nesting.replace(b"()", b"")
+        if shallower == nesting:
+            # Empty; or unbalanced, which json.loads refuses before recursing deeper
+            # than the levels taken away so far plus the brackets still open.
+            return too_deep in nesting
+        nesting = shallower
+    return True
+
+
+def text_outside_strings(data: bytes) -> bytes:
+    """A JSON text without its strings."""
+    # Escaped backslashes first, then escaped quotes: each quote left opens or closes a string.
+    unescaped = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    return b"".join(unescaped.split(b'"')[::2])
+
+
+class JsonProvider(DefaultJSONProvider):
+    """Flask's JSON, reading with parse_json() (request.get_json() among others)."""
+
+    def loads(self, s, **kwargs):
+        return parse_json(s.encode() if isinstance(s, str) else s)
+
+
+class ApiRequest(Request):
+    """Flask's request, with a 400 in the error shape for a body parse_json() refuses."""
+
+    def on_json_loading_failed(self, e):
+        if e is None:
+            return super().on_json_loading_failed(e)  # not a JSON content type
+        if isinstance(e, BadJson):
+            raise Invalid(str(e))
+        raise Invalid("The request body is not valid JSON.", {"_schema": ["Invalid JSON body."]})
