@@ -14,6 +14,13 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
 SEAT_LABEL_RE = re.compile(r"^([A-Z]{1,2})([1-9][0-9]{0,2})\Z")
 ROW_RE = re.compile(r"^[A-Z]{1,2}\Z")
 ROW_RANGE_RE = re.compile(r"^([A-Z])\s*-\s*([A-Z])\Z")
+# C0 and C1 control characters, DEL, and Unicode's line and paragraph separators:
+# they end lines in email headers, calendar files and logs, or are invisible.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# The same but for the newline and tab that prose may hold.
+PROSE_CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+# Halves of a UTF-16 pair on their own (JSON's "\ud800"): no database can store them.
+LONE_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def cinema_tz():
@@ -120,6 +127,37 @@ def QueryId(**kwargs):
     return fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
+class Text(fields.String):
+    """A line of text: no control characters, no line breaks, no lone surrogates."""
+
+    controls = CONTROL_CHARACTERS
+    default_error_messages = {
+        "control": "Must not contain control characters or line breaks.",
+        "surrogate": "Must be valid Unicode (a lone surrogate such as \\ud800 is not).",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if LONE_SURROGATES.search(text):
+            raise self.make_error("surrogate")
+        if self.controls is not None and self.controls.search(text):
+            raise self.make_error("control")
+        return text
+
+
+class Prose(Text):
+    """Text over several lines: newlines and tabs, but no other control characters."""
+
+    controls = PROSE_CONTROL_CHARACTERS
+    default_error_messages = {"control": "Must not contain control characters other than newlines and tabs."}
+
+
+class Secret(Text):
+    """A password: any characters that can be encoded (control characters too)."""
+
+    controls = None
+
+
 def seat_label(value):
     """Normalise one seat label ("a1" -> "A1") or raise ValidationError."""
     if not isinstance(value, str):
@@ -171,14 +209,14 @@ class ErrorSchema(Schema):
 
 
 class RegisterSchema(Schema):
-    username = fields.String(
+    username = Text(
         required=True,
         validate=validate.Regexp(
             USERNAME_RE, error="3 to 32 letters, digits, '_', '.' or '-'."
         ),
         metadata={"example": "john_doe"},
     )
-    email = fields.String(
+    email = Text(
         required=True,
         validate=[
             validate.Length(max=254),
@@ -186,7 +224,7 @@ class RegisterSchema(Schema):
         ],
         metadata={"example": "john@example.com"},
     )
-    password = fields.String(
+    password = Secret(
         required=True,
         load_only=True,
         validate=validate.Length(min=8, max=128, error="Between {min} and {max} characters."),
@@ -195,14 +233,12 @@ class RegisterSchema(Schema):
 
 
 class LoginSchema(Schema):
-    username = fields.String(
+    username = Text(
         required=True,
         validate=validate.Length(min=1, max=254),
         metadata={"description": "Username or email", "example": "john_doe"},
     )
-    password = fields.String(
-        required=True, load_only=True, validate=validate.Length(min=1, max=128)
-    )
+    password = Secret(required=True, load_only=True, validate=validate.Length(min=1, max=128))
 
 
 class UserSchema(Schema):
@@ -259,22 +295,22 @@ class UsersQuerySchema(PageQuerySchema):
 
 class MovieSchema(Schema):
     id = fields.Integer(dump_only=True)
-    title = fields.String(
+    title = Text(
         required=True,
         validate=validate.Length(min=1, max=200),
         metadata={"example": "Inception"},
     )
-    genre = fields.String(
+    genre = Text(
         required=True,
         validate=validate.Length(min=1, max=50),
         metadata={"example": "Sci-Fi"},
     )
-    description = fields.String(
+    description = Prose(
         allow_none=True,
         validate=validate.Length(max=5000),
         metadata={"example": "A thief who steals corporate secrets..."},
     )
-    poster_url = fields.String(
+    poster_url = Text(
         allow_none=True,
         validate=[
             validate.Length(max=500),
@@ -295,10 +331,10 @@ class MovieSchema(Schema):
 
 
 class MoviesQuerySchema(PageQuerySchema):
-    genre = fields.String(validate=validate.Length(min=1, max=50))
+    genre = Text(validate=validate.Length(min=1, max=50))
 
 
-class SearchTerm(fields.String):
+class SearchTerm(Text):
     """A search term: surrounding spaces dropped, blank refused."""
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -342,7 +378,7 @@ class ShowtimeSchema(Schema):
 class ShowtimeCreateSchema(Schema):
     movie_id = Id(required=True, metadata={"example": 5})
     start_time = LocalDateTime(required=True, metadata={"example": "2030-05-01T18:00:00"})
-    hall = fields.String(
+    hall = Text(
         load_default="Main",
         validate=validate.Length(min=1, max=50),
         metadata={"example": "Main"},
@@ -358,7 +394,7 @@ class ShowtimeCreateSchema(Schema):
 class ShowtimeUpdateSchema(ShowtimeCreateSchema):
     movie_id = Id()
     start_time = LocalDateTime()
-    hall = fields.String(validate=validate.Length(min=1, max=50))
+    hall = Text(validate=validate.Length(min=1, max=50))
 
 
 class ShowtimeRangeQuerySchema(PageQuerySchema):
@@ -562,7 +598,14 @@ class PosterSchema(Schema):
 # ---- lean dumping for hot responses -----------------------------------------------
 
 # Fields whose output is the value itself, cast: copied without marshmallow's machinery.
-PLAIN_FIELDS = {fields.String: str, fields.Integer: int, StrictInteger: int, fields.Float: float}
+PLAIN_FIELDS = {
+    fields.String: str,
+    Text: str,
+    Prose: str,
+    fields.Integer: int,
+    StrictInteger: int,
+    fields.Float: float,
+}
 
 
 class LeanDumper:

@@ -351,3 +351,110 @@ def test_a_small_streamed_body_works(client, cinema):
 
     assert response.status_code == 201
     assert response.json["title"] == "Heat"
+
+
+# ---- lone surrogates --------------------------------------------------------------
+
+LONE = "\ud800"  # sent as the JSON escape \ud800
+
+
+def string_fields():
+    """(method, path, body, field) for every text field, with a lone surrogate in it."""
+    movie = {"title": "Heat", "genre": "Crime"}
+    showtime = {"movie_id": 1, "start_time": future(days=40)}
+    return [
+        ("POST", "/register", {"username": f"ab{LONE}", "email": "a@b.co", "password": "password123"}, "username"),
+        ("POST", "/register", {"username": "abc", "email": f"a{LONE}@b.co", "password": "password123"}, "email"),
+        ("POST", "/register", {"username": "abc", "email": "a@b.co", "password": f"password{LONE}"}, "password"),
+        ("POST", "/login", {"username": f"admin{LONE}", "password": "x"}, "username"),
+        ("POST", "/login", {"username": "admin", "password": f"x{LONE}"}, "password"),
+        ("POST", "/movies", {**movie, "title": f"Heat{LONE}"}, "title"),
+        ("POST", "/movies", {**movie, "genre": f"Crime{LONE}"}, "genre"),
+        ("POST", "/movies", {**movie, "description": f"Two men{LONE}"}, "description"),
+        ("POST", "/movies", {**movie, "poster_url": f"https://example.com/{LONE}.jpg"}, "poster_url"),
+        ("PUT", "/movies/1", {"title": f"Heat{LONE}"}, "title"),
+        ("POST", "/showtimes", {**showtime, "hall": f"Main{LONE}"}, "hall"),
+        ("PUT", "/showtimes/1", {"hall": f"Main{LONE}"}, "hall"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(12))
+def test_lone_surrogates_are_refused_by_field(client, scheduled, caplog, index):
+    method, path, fields, field = string_fields()[index]
+    body = json.dumps(fields)  # ensure_ascii: the surrogate travels as \ud800
+    assert "\\ud800" in body
+
+    with caplog.at_level(logging.WARNING):
+        response = send(client, method, path, body, scheduled.admin)
+
+    assert field in assert_error(response, 400)["errors"]
+    assert errors_logged(caplog) == []
+
+
+# ---- control characters -----------------------------------------------------------
+
+CONTROLS = ["\r", "\n", "\r\nBcc: evil@example.com", "\t", "\x01", "\x1b[2J", "\x7f", "\x85", "\x9b", "\u2028", "\u2029"]
+
+
+def text_fields(value):
+    """(method, path, body, field) for every one-line text field, with ``value`` in it."""
+    movie = {"title": "Heat", "genre": "Crime"}
+    showtime = {"movie_id": 1, "start_time": future(days=40)}
+    return [
+        ("POST", "/movies", {**movie, "title": f"Heat{value}"}, "title"),
+        ("POST", "/movies", {**movie, "genre": f"Crime{value}"}, "genre"),
+        ("PUT", "/movies/1", {"title": f"Heat{value}x"}, "title"),
+        ("POST", "/movies", {**movie, "poster_url": f"https://example.com/a{value}.jpg"}, "poster_url"),
+        ("POST", "/showtimes", {**showtime, "hall": f"Main{value}"}, "hall"),
+        ("PUT", "/showtimes/1", {"hall": f"Main{value}"}, "hall"),
+        ("POST", "/register", {"username": f"bob{value}", "email": "b@b.co", "password": "password123"}, "username"),
+        ("POST", "/register", {"username": "bob", "email": f"b{value}@b.co", "password": "password123"}, "email"),
+        ("POST", "/login", {"username": f"admin{value}", "password": "admin-pass-1"}, "username"),
+    ]
+
+
+@pytest.mark.parametrize("value", CONTROLS)
+@pytest.mark.parametrize("index", range(9))
+def test_control_characters_are_refused_in_one_line_fields(client, scheduled, value, index):
+    method, path, fields, field = text_fields(value)[index]
+
+    response = send(client, method, path, json.dumps(fields), scheduled.admin)
+
+    assert field in assert_error(response, 400)["errors"]
+
+
+@pytest.mark.parametrize("value", ["Two men.\nOne city.", "Cast:\tAl Pacino", "Line one\n\nLine two\n"])
+def test_descriptions_keep_newlines_and_tabs(client, cinema, value):
+    response = send(
+        client, "POST", "/movies", json.dumps({"title": "Heat", "genre": "Crime", "description": value}), cinema.admin
+    )
+
+    assert response.status_code == 201, response.json
+    assert response.json["description"] == value
+
+
+@pytest.mark.parametrize("value", ["\r", "Two men.\r\nOne city.", "\x01", "\x0b", "\x1b[2J", "\x7f", "\x85", "\u2028"])
+def test_descriptions_refuse_other_control_characters(client, cinema, value):
+    body = json.dumps({"title": "Heat", "genre": "Crime", "description": f"Two men{value}"})
+
+    assert "description" in assert_error(send(client, "POST", "/movies", body, cinema.admin), 400)["errors"]
+
+
+@pytest.mark.parametrize("query, field", [
+    ("q=a%0D%0Ab", "q"),
+    ("title=Heat%0A", "title"),
+    ("genre=%1B%5B2J", "genre"),
+    ("q=a%7Fb", "q"),
+    ("q=a%C2%85b", "q"),
+    ("q=a%E2%80%A8b", "q"),
+])
+def test_control_characters_are_refused_in_search_terms(client, cinema, query, field):
+    response = client.get(f"/movies/search?{query}", headers=cinema.admin)
+
+    assert field in assert_error(response, 400)["errors"]
+
+
+def test_control_characters_are_refused_in_the_genre_filter(client, cinema):
+    response = client.get("/movies?genre=Crime%0D%0A", headers=cinema.admin)
+
+    assert "genre" in assert_error(response, 400)["errors"]
