@@ -6,7 +6,7 @@ from decimal import Decimal, InvalidOperation
 
 import humanize
 from flask import current_app
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}\Z")
 # Deliberately simple: something@something.tld, no spaces, one @.
@@ -171,6 +171,12 @@ def seat_label(value):
 class SeatLabel(fields.String):
     def _deserialize(self, value, attr, data, **kwargs):
         return seat_label(super()._deserialize(value, attr, data, **kwargs))
+
+
+def refuse_long_list(data, name: str, limit: int, message: str):
+    """Refuse a list in a body before its items are read, each a possible error of its own."""
+    if isinstance(data, dict) and isinstance(data.get(name), list) and len(data[name]) > limit:
+        raise ValidationError(message, name)
 
 
 def no_duplicates(labels):
@@ -438,6 +444,11 @@ class SeatsCreateSchema(Schema):
     )
     seats_per_row = StrictInteger(validate=validate.Range(min=1, max=999))
 
+    @pre_load
+    def not_too_many_labels(self, data, **kwargs):
+        refuse_long_list(data, "seats", 1000, "At most 1000 seats at once.")
+        return data
+
     @validates_schema
     def labels_or_rows(self, data, **kwargs):
         if "seats" in data:
@@ -509,14 +520,16 @@ class ReservationCreateSchema(Schema):
         metadata={"example": ["A1", "A2"]},
     )
 
-    @validates_schema
-    def seats_within_limits(self, data, **kwargs):
-        seats = data.get("seats", [])
+    @pre_load
+    def seats_within_limit(self, data, **kwargs):
         limit = current_app.config["MAX_SEATS_PER_RESERVATION"]
-        if len(seats) > limit:
-            raise ValidationError(f"At most {limit} seats per reservation.", "seats")
+        refuse_long_list(data, "seats", limit, f"At most {limit} seats per reservation.")
+        return data
+
+    @validates_schema
+    def no_duplicate_seats(self, data, **kwargs):
         try:
-            no_duplicates(seats)
+            no_duplicates(data.get("seats", []))
         except ValidationError as error:
             raise ValidationError(error.messages, "seats") from None
 

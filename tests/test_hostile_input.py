@@ -458,3 +458,22 @@ def test_control_characters_are_refused_in_the_genre_filter(client, cinema):
     response = client.get("/movies?genre=Crime%0D%0A", headers=cinema.admin)
 
     assert "genre" in assert_error(response, 400)["errors"]
+
+
+# ---- long lists -------------------------------------------------------------------
+
+
+def test_a_long_seat_list_is_refused_before_its_labels_are_read(client, scheduled):
+    body = json.dumps({"showtime_id": 1, "seats": [[] for _ in range(5000)]})
+
+    response = send(client, "POST", "/reservations", body, scheduled.user())
+
+    assert assert_error(response, 400)["errors"] == {"seats": ["At most 10 seats per reservation."]}
+
+
+def test_a_long_label_list_is_refused_before_its_labels_are_read(client, scheduled):
+    body = json.dumps({"showtime_id": 1, "seats": [[] for _ in range(5000)]})
+
+    response = send(client, "POST", "/seats", body, scheduled.admin)
+
+    assert assert_error(response, 400)["errors"] == {"seats": ["At most 1000 seats at once."]}
