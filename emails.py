@@ -11,6 +11,7 @@ reservation records how it went in ``email_status`` (``sent``, ``logged`` or
 
 import base64
 import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as SendTimeout
 from datetime import timedelta, timezone
@@ -110,11 +111,21 @@ def local_start(reservation) -> str:
     return start.strftime("%Y-%m-%d %H:%M")
 
 
+def one_line(text: str) -> str:
+    """``text`` with each run of whitespace, line breaks included, as one space.
+
+    What users typed goes into the subject (a header) and, without Resend, the
+    log: a title stored before control characters were refused must not start
+    a header or a log line of its own there.
+    """
+    return " ".join(text.split())
+
+
 def details(reservation) -> list[tuple[str, str]]:
     showtime = reservation.showtime
     return [
-        ("Movie", showtime.movie.title),
-        ("Showtime", f"{local_start(reservation)} ({showtime.hall})"),
+        ("Movie", one_line(showtime.movie.title)),
+        ("Showtime", f"{local_start(reservation)} ({one_line(showtime.hall)})"),
         ("Seats", ", ".join(reservation.seat_labels)),
         ("Total", f"${reservation.total_cents / 100:.2f}"),
         ("Reservation", f"#{reservation.id}"),
@@ -148,7 +159,7 @@ def confirmation_html(reservation, kind: str = CONFIRMATION) -> str:
 
 def compose(reservation, kind: str) -> dict:
     """The email as Resend's send parameters, plus its idempotency key."""
-    title = reservation.showtime.movie.title
+    title = one_line(reservation.showtime.movie.title)
     if kind == CANCELLATION:
         subject = f"Cancelled: {title} on {local_start(reservation)}"
     else:
@@ -206,11 +217,17 @@ def ics_time(moment) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
+# RFC 5545 allows no control character but the tab in a TEXT value; a bare CR
+# would end the line for some readers.
+ICS_CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def ics_text(value: str) -> str:
-    """Escape a TEXT value: backslash, semicolon, comma and newlines."""
-    return (
+    """Escape a TEXT value: backslash, semicolon, comma and newlines; other control characters go."""
+    escaped = (
         value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
     )
+    return ICS_CONTROL_CHARACTERS.sub("", escaped)
 
 
 def fold(line: str) -> str:

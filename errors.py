@@ -127,14 +127,14 @@ def register_error_handlers(app):
         # A uniqueness or reference rule enforced by the database was hit,
         # typically by two requests racing: report it, never a 500.
         db.session.rollback()
-        log.info("Integrity error: %s", error.orig)
+        log.info("Integrity error: %r", error.orig)  # repr: the values in it stay on one line
         return error_response(409, "The request conflicts with data that already exists.")
 
     @app.errorhandler(DataError)
     def unstorable_value(error):
         # A value the database cannot hold that validation let through.
         db.session.rollback()
-        log.info("Data error: %s", error.orig)
+        log.info("Data error: %r", error.orig)
         return error_response(400, "A value in the request cannot be stored.")
 
     @app.errorhandler(OperationalError)

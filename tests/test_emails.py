@@ -2,13 +2,14 @@
 
 import base64
 import logging
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from conftest import Cinema, future, test_config
 from fakes import FakeResend, closed_port_url
-from models import Reservation, db
+from models import Reservation, Showtime, db
 
 from app import create_app
 
@@ -270,3 +271,42 @@ def test_no_transaction_is_open_while_resend_answers(cinema, monkeypatch):
     cinema.client.delete(f"/reservations/{reservation['id']}", headers=headers)
 
     assert open_during_send == [False, False]  # the confirmation, then the cancellation
+
+
+def store_before_the_rules(app, showtime_id, title, hall):
+    """Text stored before control characters were refused, written straight to the database."""
+    with app.app_context():
+        showtime = db.session.get(Showtime, showtime_id)
+        showtime.movie.title, showtime.hall = title, hall
+        db.session.commit()
+
+
+def test_line_breaks_stored_in_a_title_reach_neither_the_subject_nor_the_calendar(app, cinema, resend_fake):
+    showtime = cinema.showtime_with_seats()
+    store_before_the_rules(app, showtime["id"], "Heat\r\nBcc: evil@example.com", "Main\rHall")
+
+    assert cinema.book(cinema.user("john_doe"), showtime["id"], ["A1"]).status_code == 201
+
+    (email,) = resend_fake.requests
+    subject = email.json["subject"]
+    assert "\r" not in subject and "\n" not in subject
+    assert subject.startswith("Your tickets for Heat Bcc: evil@example.com on ")
+    ics = attachment_text(email)
+    assert re.search("\r(?!\n)", ics) is None  # no bare CR: every line ends with CRLF
+    lines = ics.split("\r\n")
+    assert "SUMMARY:Heat\\nBcc: evil@example.com" in lines
+    assert "LOCATION:MainHall" in lines
+
+
+def test_line_breaks_stored_in_a_title_never_start_a_log_line(tmp_path, caplog):
+    app = create_app(test_config(tmp_path))
+    cinema = Cinema(app.test_client())
+    showtime = cinema.showtime_with_seats()
+    store_before_the_rules(app, showtime["id"], "Heat\n2030-01-01 ERROR cinema: forged", "Main\u2028Hall")
+
+    with caplog.at_level(logging.INFO, logger="cinema.emails"):
+        assert cinema.book(cinema.user("john_doe"), showtime["id"], ["A1"]).status_code == 201
+
+    assert "Movie: Heat 2030-01-01 ERROR cinema: forged" in caplog.text
+    assert "(Main Hall)" in caplog.text
+    assert not any(line.startswith("2030-01-01") for line in caplog.text.splitlines())

@@ -477,3 +477,30 @@ def test_a_long_label_list_is_refused_before_its_labels_are_read(client, schedul
     response = send(client, "POST", "/seats", body, scheduled.admin)
 
     assert assert_error(response, 400)["errors"] == {"seats": ["At most 1000 seats at once."]}
+
+
+# ---- logs -------------------------------------------------------------------------
+
+
+def test_database_errors_are_logged_on_one_line(app, client, cinema, caplog):
+    from sqlalchemy import event
+    from sqlalchemy.exc import DataError
+
+    from models import db
+
+    def refuse(connection, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO movies"):
+            raise DataError(statement, parameters, Exception("value too long\nDETAIL: Heat\nforged line"))
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", refuse)
+    try:
+        with caplog.at_level(logging.INFO, logger="cinema"):
+            response = client.post("/movies", json={"title": "Heat", "genre": "Crime"}, headers=cinema.admin)
+    finally:
+        with app.app_context():
+            event.remove(db.engine, "before_cursor_execute", refuse)
+
+    assert_error(response, 400)
+    (message,) = [record.getMessage() for record in caplog.records if "Data error" in record.getMessage()]
+    assert "\n" not in message and "forged line" in message
