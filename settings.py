@@ -27,6 +27,8 @@ DEFAULTS = {
     # Every other route, per client address; generous, against runaway clients.
     "DEFAULT_RATE_LIMIT": "600 per minute",
     "RATELIMIT_KEY_PREFIX": "cinema",
+    # Seconds a request waits for Redis to connect or answer before counting in memory.
+    "RATELIMIT_STORAGE_TIMEOUT": 0.25,
     # When Redis is down, count in memory instead of failing requests.
     "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
     # Bearer tokens, not cookies: any origin may call the API unless narrowed.
@@ -80,6 +82,7 @@ ENVIRONMENT = {
     "RATELIMIT_STORAGE_URI": ("RATELIMIT_STORAGE_URI", str),
     "DEFAULT_RATE_LIMIT": ("DEFAULT_RATE_LIMIT", str),
     "RATELIMIT_KEY_PREFIX": ("RATELIMIT_KEY_PREFIX", str),
+    "RATELIMIT_STORAGE_TIMEOUT": ("RATELIMIT_STORAGE_TIMEOUT", float),
     "CORS_ORIGINS": ("CORS_ORIGINS", lambda v: [o.strip() for o in v.split(",") if o.strip()]),
     "RATELIMIT_ENABLED": ("RATELIMIT_ENABLED", lambda v: v.lower() in ("1", "true", "yes")),
     "ADMIN_USERNAME": ("ADMIN_USERNAME", str),
@@ -141,11 +144,25 @@ def configure(app):
     except (ZoneInfoNotFoundError, ValueError):
         raise RuntimeError(f"CINEMA_TIMEZONE={config['CINEMA_TIMEZONE']!r} is unknown") from None
     config["SEAT_PRICE_CENTS"] = round(float(config["SEAT_PRICE"]) * 100)
-    # The prefix of the counters' keys in Redis (several apps can share one server).
-    config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"key_prefix": config["RATELIMIT_KEY_PREFIX"]})
+    config["RATELIMIT_STORAGE_OPTIONS"] = {
+        **rate_limit_storage_options(config),
+        **config.get("RATELIMIT_STORAGE_OPTIONS", {}),
+    }
     if not config["JWT_SECRET_KEY"]:
         config["JWT_SECRET_KEY"] = instance_secret(app)
     config["CLOUDINARY"] = posters.cloudinary_settings(config)
+
+
+def rate_limit_storage_options(config) -> dict:
+    """What the rate-limit storage is built with: the key prefix, and Redis's timeouts."""
+    # The prefix of the counters' keys in Redis (several apps can share one server).
+    options = {"key_prefix": config["RATELIMIT_KEY_PREFIX"]}
+    if config["RATELIMIT_STORAGE_URI"].startswith(("redis", "valkey")):
+        # redis-py waits 5 s by default: a hung Redis (not refusing, just silent) would
+        # hold every rate-limited request that long before the in-memory fallback.
+        timeout = config["RATELIMIT_STORAGE_TIMEOUT"]
+        options.update(socket_connect_timeout=timeout, socket_timeout=timeout)
+    return options
 
 
 def instance_secret(app) -> str:

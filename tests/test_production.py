@@ -4,6 +4,8 @@ the shared signing key, lost transaction races, and the gunicorn settings."""
 import multiprocessing
 import os
 import runpy
+import socket
+import threading
 import uuid
 from types import SimpleNamespace
 
@@ -90,6 +92,79 @@ def test_redis_counters_are_shared_between_workers(tmp_path, redis_prefix):
     server = redis.Redis.from_url(REDIS_URL)
     assert list(server.scan_iter(f"{redis_prefix}:*")), "no counter under the configured prefix"
     server.close()
+
+
+class SilentRedis:
+    """A TCP server on 127.0.0.1 that accepts connections and reads them, like a Redis
+    stopped with SIGSTOP: it answers nothing, or, with ``answer_after``, answers each
+    connection that many seconds late, saying every counter is far over its limit."""
+
+    def __init__(self, answer_after=None):
+        self.answer_after = answer_after
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connections = []
+        self.closed = threading.Event()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:  # closed at the end of the test
+                return
+            self.connections.append(connection)
+            threading.Thread(target=self.serve, args=(connection,), daemon=True).start()
+
+    def serve(self, connection):
+        try:
+            data = connection.recv(65536)
+            if self.answer_after is None or self.closed.wait(self.answer_after):
+                return
+            while data:
+                # One answer per command (HELLO, CLIENT SETINFO, EVALSHA, PING...).
+                for command in data.split(b"*")[1:]:
+                    connection.sendall(self.reply(command.split(b"\r\n")[2].upper()))
+                data = connection.recv(65536)
+        except OSError:  # the client gave up and closed
+            pass
+
+    @staticmethod
+    def reply(command: bytes) -> bytes:
+        if command == b"HELLO":
+            return b"%1\r\n$5\r\nproto\r\n:3\r\n"
+        if command in (b"EVALSHA", b"EVAL"):
+            return b":1000000\r\n"  # the counter after this hit
+        return b"+PONG\r\n" if command == b"PING" else b"+OK\r\n"
+
+    def close(self):
+        self.closed.set()
+        self.listener.close()
+        for connection in self.connections:
+            connection.close()
+
+
+@pytest.mark.parametrize("answer_after", [3, None])
+def test_a_hanging_redis_is_not_waited_for(tmp_path, answer_after):
+    """Redis accepts but does not answer (or answers only after seconds): the limiter
+    gives up after RATELIMIT_STORAGE_TIMEOUT and counts in memory instead."""
+    redis_server = SilentRedis(answer_after)
+    try:
+        app = create_app(
+            test_config(
+                tmp_path,
+                RATELIMIT_ENABLED=True,
+                RATELIMIT_STORAGE_URI=redis_server.url,
+                LOGIN_RATE_LIMIT="2 per minute",
+            )
+        )
+        client = app.test_client()
+
+        assert client.post("/login", json=CREDENTIALS).status_code == 200
+        assert client.post("/login", json=CREDENTIALS).status_code == 200
+        assert_error(client.post("/login", json=CREDENTIALS), 429)
+    finally:
+        redis_server.close()
 
 
 def test_an_unreachable_redis_falls_back_to_memory(tmp_path):
