@@ -53,6 +53,8 @@ DEFAULTS = {
     "CLOUDINARY_API_SECRET": None,
     "CLOUDINARY_UPLOAD_PREFIX": None,
     "CLOUDINARY_TIMEOUT": 20,
+    # Seconds a request waits for the deletion of a poster it replaced (it goes on after).
+    "CLOUDINARY_DELETE_TIMEOUT": 2,
     # OpenAPI, read by flask-smorest.
     "API_TITLE": "Movie Cinema Booking API",
     "API_VERSION": "1.0.0",
@@ -100,6 +102,7 @@ ENVIRONMENT = {
     "CLOUDINARY_API_SECRET": ("CLOUDINARY_API_SECRET", str),
     "CLOUDINARY_UPLOAD_PREFIX": ("CLOUDINARY_UPLOAD_PREFIX", str),
     "CLOUDINARY_TIMEOUT": ("CLOUDINARY_TIMEOUT", float),
+    "CLOUDINARY_DELETE_TIMEOUT": ("CLOUDINARY_DELETE_TIMEOUT", float),
     "LOG_LEVEL": ("LOG_LEVEL", str.upper),
     "AUTO_MIGRATE": ("AUTO_MIGRATE", lambda v: v.lower() in ("1", "true", "yes")),
 }
