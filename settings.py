@@ -45,6 +45,9 @@ DEFAULTS = {
     "RESEND_FROM": "Cinema <onboarding@resend.dev>",
     "RESEND_API_URL": "https://api.resend.com",
     "EMAIL_TIMEOUT": 5,
+    # Minutes after which a pending email counts as lost (its worker stopped before the
+    # send): send-pending-emails then sends it. Younger ones may be in flight.
+    "EMAIL_PENDING_AFTER_MINUTES": 10,
     "MAX_POSTER_BYTES": 5 * 1024 * 1024,
     "POSTER_FOLDER": None,  # instance/posters when unset
     "CLOUDINARY_URL": None,
@@ -94,6 +97,7 @@ ENVIRONMENT = {
     "RESEND_FROM": ("RESEND_FROM", str),
     "RESEND_API_URL": ("RESEND_API_URL", str),
     "EMAIL_TIMEOUT": ("EMAIL_TIMEOUT", float),
+    "EMAIL_PENDING_AFTER_MINUTES": ("EMAIL_PENDING_AFTER_MINUTES", int),
     "MAX_POSTER_BYTES": ("MAX_POSTER_BYTES", int),
     "POSTER_FOLDER": ("POSTER_FOLDER", str),
     "CLOUDINARY_URL": ("CLOUDINARY_URL", str),
