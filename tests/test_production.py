@@ -5,6 +5,8 @@ import multiprocessing
 import os
 import runpy
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from types import SimpleNamespace
@@ -18,9 +20,9 @@ from sqlalchemy.exc import OperationalError
 from app import create_app
 from settings import instance_secret
 from conftest import ADMIN, Cinema, assert_error, test_config
+from fakes import closed_port_url
 from models import db
 
-REDIS_URL = "redis://127.0.0.1:6379"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CREDENTIALS = {"username": ADMIN["username"], "password": ADMIN["password"]}
 
@@ -59,22 +61,22 @@ def test_default_rate_limit_from_the_environment(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def redis_prefix():
-    """A key prefix of this test's own in the local Redis, removed afterwards."""
+def redis_prefix(redis_url):
+    """A key prefix of this test's own in the Redis of TEST_REDIS_URL, removed afterwards."""
     prefix = f"cinema-test-{uuid.uuid4().hex[:10]}"
     yield prefix
-    server = redis.Redis.from_url(REDIS_URL)
+    server = redis.Redis.from_url(redis_url)
     keys = list(server.scan_iter(f"{prefix}:*"))
     if keys:
         server.delete(*keys)
     server.close()
 
 
-def test_redis_counters_are_shared_between_workers(tmp_path, redis_prefix):
+def test_redis_counters_are_shared_between_workers(tmp_path, redis_url, redis_prefix):
     """Two apps (two workers) on one Redis share the login budget."""
     settings = dict(
         RATELIMIT_ENABLED=True,
-        RATELIMIT_STORAGE_URI=REDIS_URL,
+        RATELIMIT_STORAGE_URI=redis_url,
         RATELIMIT_KEY_PREFIX=redis_prefix,
         LOGIN_RATE_LIMIT="3 per minute",
     )
@@ -89,9 +91,37 @@ def test_redis_counters_are_shared_between_workers(tmp_path, redis_prefix):
     body = assert_error(response, 429)
     assert "access_token" not in body
     assert int(response.headers["Retry-After"]) > 0
-    server = redis.Redis.from_url(REDIS_URL)
+    server = redis.Redis.from_url(redis_url)
     assert list(server.scan_iter(f"{redis_prefix}:*")), "no counter under the configured prefix"
     server.close()
+
+
+REDIS_TEST = "tests/test_production.py::test_redis_counters_are_shared_between_workers"
+
+
+def run_pytest(*arguments, **environment):
+    """A pytest run of its own (on SQLite), with TEST_REDIS_URL as given."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TEST_")}
+    env.update(environment)
+    command = [sys.executable, "-m", "pytest", "-q", "-ra", "-p", "no:cacheprovider", *arguments]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_redis_tests_are_skipped_without_test_redis_url():
+    result = run_pytest(REDIS_TEST)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert len(summary) == 1 and "TEST_REDIS_URL" in summary[0], result.stdout
+
+
+def test_an_unreachable_test_redis_url_fails_the_run():
+    unreachable = closed_port_url().replace("http://", "redis://")
+
+    result = run_pytest(REDIS_TEST, TEST_REDIS_URL=unreachable)
+
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "TEST_REDIS_URL is set but Redis is unreachable" in result.stdout + result.stderr
 
 
 class SilentRedis:
