@@ -42,10 +42,10 @@ def send_cancellation(reservation) -> str:
 
 
 def unsent_email():
-    """Reservations whose latest email failed, or is pending for over EMAIL_PENDING_AFTER_MINUTES.
+    """The condition for reservations whose latest email failed, or is pending for too long.
 
-    An email pending that long lost its sender (a worker stopped between the
-    commit and the send); a younger one may be on its way right now.
+    An email pending for over EMAIL_PENDING_AFTER_MINUTES lost its sender (a worker
+    stopped between the commit and the send); a younger one may be on its way now.
     """
     waited = timedelta(minutes=current_app.config["EMAIL_PENDING_AFTER_MINUTES"])
     return or_(
