@@ -11,7 +11,7 @@ import schemas as s
 from auth import hash_password
 from booking import reservation_query
 from demo import seed_demo_command
-from emails import resend_failed
+from emails import resend_unsent, unsent_email
 from models import Reservation, User, db
 
 
@@ -57,14 +57,14 @@ def create_admin_command(username, email, password):
 @click.command("send-pending-emails")
 @with_appcontext
 def send_pending_emails_command():
-    """Send again every booking email that failed; report how many went out."""
-    failed = db.session.scalars(
+    """Send again every booking email that failed or whose sender stopped; report how many went out."""
+    unsent = db.session.scalars(
         reservation_query()
         .options(joinedload(Reservation.user))
-        .where(Reservation.email_status == "failed")
+        .where(unsent_email())
         .order_by(Reservation.id)
     ).all()
-    sent = resend_failed(failed)
-    click.echo(f"{sent} of {len(failed)} failed emails sent.")
-    if sent < len(failed):
+    sent, tried = resend_unsent(unsent)
+    click.echo(f"{sent} of {tried} failed emails sent.")
+    if sent < tried:
         raise SystemExit(1)

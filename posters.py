@@ -16,6 +16,8 @@ import re
 import struct
 import tempfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as DeleteTimeout
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import cloudinary.uploader
@@ -42,6 +44,8 @@ CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", 
 LOCAL_NAME_RE = re.compile(r"^[0-9a-f]{64}\.(jpg|png|webp|gif)\Z")
 # The endpoint in app.py that serves local posters.
 LOCAL_ENDPOINT = "movies.get_poster"
+# Deletions run here so that a request can stop waiting after CLOUDINARY_DELETE_TIMEOUT.
+_deleter = ThreadPoolExecutor(max_workers=2, thread_name_prefix="poster-delete")
 
 
 class NotAnImage(ValueError):
@@ -141,22 +145,35 @@ def upload_to_cloudinary(data: bytes, name: str, options: dict) -> dict:
 def discard_poster(url: str | None) -> None:
     """Destroy an image this app uploaded to Cloudinary; never raises.
 
-    Local files are kept: they are named by content and may be shared by movies.
+    The request waits at most CLOUDINARY_DELETE_TIMEOUT: the change is committed
+    already and nothing in the answer depends on the deletion. Local files are
+    kept: they are named by content and may be shared by movies.
     """
-    options = current_app.config["CLOUDINARY"]
+    config = current_app.config
+    options = config["CLOUDINARY"]
     public_id = cloudinary_public_id(url, options) if options and url else None
     if public_id is None:
         return
+    wait = config["CLOUDINARY_DELETE_TIMEOUT"]
+    future = _deleter.submit(destroy_on_cloudinary, public_id, options, config["CLOUDINARY_TIMEOUT"])
     try:
-        result = cloudinary.uploader.destroy(
-            public_id,
-            invalidate=True,
-            timeout=current_app.config["CLOUDINARY_TIMEOUT"],
-            **options,
-        )
+        future.result(timeout=wait)
+    except DeleteTimeout:
+        if future.cancel():  # still queued behind other slow deletions: dropped
+            log.warning("Dropped destroying poster %s: Cloudinary is slow", public_id)
+        else:  # goes on in the background, up to CLOUDINARY_TIMEOUT, and logs how it went
+            log.warning("Destroying poster %s takes over %s s; not waiting for it", public_id, wait)
+
+
+def destroy_on_cloudinary(public_id: str, options: dict, timeout: float) -> None:
+    """Destroy one image and log how it went; never raises."""
+    try:
+        result = cloudinary.uploader.destroy(public_id, invalidate=True, timeout=timeout, **options)
         log.info("Destroyed poster %s on Cloudinary: %s", public_id, result.get("result"))
     except CloudinaryError as error:
         log.warning("Could not destroy poster %s on Cloudinary: %r", public_id, error)
+    except Exception:
+        log.exception("Could not destroy poster %s on Cloudinary", public_id)
 
 
 def cloudinary_public_id(url: str, options: dict) -> str | None:

@@ -27,6 +27,8 @@ DEFAULTS = {
     # Every other route, per client address; generous, against runaway clients.
     "DEFAULT_RATE_LIMIT": "600 per minute",
     "RATELIMIT_KEY_PREFIX": "cinema",
+    # Seconds a request waits for Redis to connect or answer before counting in memory.
+    "RATELIMIT_STORAGE_TIMEOUT": 0.25,
     # When Redis is down, count in memory instead of failing requests.
     "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
     # Bearer tokens, not cookies: any origin may call the API unless narrowed.
@@ -43,6 +45,9 @@ DEFAULTS = {
     "RESEND_FROM": "Cinema <onboarding@resend.dev>",
     "RESEND_API_URL": "https://api.resend.com",
     "EMAIL_TIMEOUT": 5,
+    # Minutes after which a pending email counts as lost (its worker stopped before the
+    # send): send-pending-emails then sends it. Younger ones may be in flight.
+    "EMAIL_PENDING_AFTER_MINUTES": 10,
     "MAX_POSTER_BYTES": 5 * 1024 * 1024,
     "POSTER_FOLDER": None,  # instance/posters when unset
     "CLOUDINARY_URL": None,
@@ -51,6 +56,8 @@ DEFAULTS = {
     "CLOUDINARY_API_SECRET": None,
     "CLOUDINARY_UPLOAD_PREFIX": None,
     "CLOUDINARY_TIMEOUT": 20,
+    # Seconds a request waits for the deletion of a poster it replaced (it goes on after).
+    "CLOUDINARY_DELETE_TIMEOUT": 2,
     # OpenAPI, read by flask-smorest.
     "API_TITLE": "Movie Cinema Booking API",
     "API_VERSION": "1.0.0",
@@ -80,6 +87,7 @@ ENVIRONMENT = {
     "RATELIMIT_STORAGE_URI": ("RATELIMIT_STORAGE_URI", str),
     "DEFAULT_RATE_LIMIT": ("DEFAULT_RATE_LIMIT", str),
     "RATELIMIT_KEY_PREFIX": ("RATELIMIT_KEY_PREFIX", str),
+    "RATELIMIT_STORAGE_TIMEOUT": ("RATELIMIT_STORAGE_TIMEOUT", float),
     "CORS_ORIGINS": ("CORS_ORIGINS", lambda v: [o.strip() for o in v.split(",") if o.strip()]),
     "RATELIMIT_ENABLED": ("RATELIMIT_ENABLED", lambda v: v.lower() in ("1", "true", "yes")),
     "ADMIN_USERNAME": ("ADMIN_USERNAME", str),
@@ -89,6 +97,7 @@ ENVIRONMENT = {
     "RESEND_FROM": ("RESEND_FROM", str),
     "RESEND_API_URL": ("RESEND_API_URL", str),
     "EMAIL_TIMEOUT": ("EMAIL_TIMEOUT", float),
+    "EMAIL_PENDING_AFTER_MINUTES": ("EMAIL_PENDING_AFTER_MINUTES", int),
     "MAX_POSTER_BYTES": ("MAX_POSTER_BYTES", int),
     "POSTER_FOLDER": ("POSTER_FOLDER", str),
     "CLOUDINARY_URL": ("CLOUDINARY_URL", str),
@@ -97,6 +106,7 @@ ENVIRONMENT = {
     "CLOUDINARY_API_SECRET": ("CLOUDINARY_API_SECRET", str),
     "CLOUDINARY_UPLOAD_PREFIX": ("CLOUDINARY_UPLOAD_PREFIX", str),
     "CLOUDINARY_TIMEOUT": ("CLOUDINARY_TIMEOUT", float),
+    "CLOUDINARY_DELETE_TIMEOUT": ("CLOUDINARY_DELETE_TIMEOUT", float),
     "LOG_LEVEL": ("LOG_LEVEL", str.upper),
     "AUTO_MIGRATE": ("AUTO_MIGRATE", lambda v: v.lower() in ("1", "true", "yes")),
 }
@@ -141,11 +151,25 @@ def configure(app):
     except (ZoneInfoNotFoundError, ValueError):
         raise RuntimeError(f"CINEMA_TIMEZONE={config['CINEMA_TIMEZONE']!r} is unknown") from None
     config["SEAT_PRICE_CENTS"] = round(float(config["SEAT_PRICE"]) * 100)
-    # The prefix of the counters' keys in Redis (several apps can share one server).
-    config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"key_prefix": config["RATELIMIT_KEY_PREFIX"]})
+    config["RATELIMIT_STORAGE_OPTIONS"] = {
+        **rate_limit_storage_options(config),
+        **config.get("RATELIMIT_STORAGE_OPTIONS", {}),
+    }
     if not config["JWT_SECRET_KEY"]:
         config["JWT_SECRET_KEY"] = instance_secret(app)
     config["CLOUDINARY"] = posters.cloudinary_settings(config)
+
+
+def rate_limit_storage_options(config) -> dict:
+    """What the rate-limit storage is built with: the key prefix, and Redis's timeouts."""
+    # The prefix of the counters' keys in Redis (several apps can share one server).
+    options = {"key_prefix": config["RATELIMIT_KEY_PREFIX"]}
+    if config["RATELIMIT_STORAGE_URI"].startswith(("redis", "valkey")):
+        # redis-py waits 5 s by default: a hung Redis (not refusing, just silent) would
+        # hold every rate-limited request that long before the in-memory fallback.
+        timeout = config["RATELIMIT_STORAGE_TIMEOUT"]
+        options.update(socket_connect_timeout=timeout, socket_timeout=timeout)
+    return options
 
 
 def instance_secret(app) -> str:

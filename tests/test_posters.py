@@ -2,6 +2,8 @@
 
 import base64
 import io
+import logging
+import threading
 import zipfile
 
 import pytest
@@ -523,6 +525,54 @@ def test_a_failing_destroy_does_not_fail_the_request(cloud_cinema, cloudinary_fa
 
     assert response.status_code == 200
     assert cloudinary_fake.destroyed == []
+
+
+class SlowDestroyCloudinary(FakeCloudinary):
+    """Answers uploads at once but holds every destroy until ``release`` is set."""
+
+    def __init__(self):
+        super().__init__(**CLOUD)
+        self.release = threading.Event()
+
+    def answer(self, recorded):
+        if recorded.path.endswith("/destroy"):
+            self.release.wait(timeout=10)
+        return super().answer(recorded)
+
+
+@pytest.mark.parametrize("change", ["delete the movie", "replace its poster"])
+def test_a_hanging_destroy_does_not_hold_the_request(tmp_path, caplog, change):
+    """Cloudinary's silence costs the request CLOUDINARY_DELETE_TIMEOUT, not CLOUDINARY_TIMEOUT."""
+    from conftest import Cinema
+
+    fake = SlowDestroyCloudinary()
+    try:
+        app = create_app(
+            test_config(
+                tmp_path,
+                CLOUDINARY_URL=fake.cloudinary_url,
+                CLOUDINARY_TIMEOUT=60,
+                CLOUDINARY_DELETE_TIMEOUT=0.2,
+            )
+        )
+        cinema = Cinema(app.test_client())
+        movie = cinema.movie()
+        assert upload(cinema.client, cinema.admin, PNG, movie_id=str(movie["id"])).status_code == 201
+        (old_image,) = fake.uploads
+
+        with caplog.at_level(logging.WARNING, logger="cinema.posters"):
+            if change == "delete the movie":
+                response = cinema.client.delete(f"/movies/{movie['id']}", headers=cinema.admin)
+            else:
+                response = upload(cinema.client, cinema.admin, JPEG, movie_id=str(movie["id"]))
+
+        assert response.status_code == (200 if change == "delete the movie" else 201), response.json
+        assert fake.requests[-1].path.endswith("/destroy")
+        assert fake.destroyed == []  # answered while Cloudinary still holds the destroy
+        assert old_image in caplog.text
+    finally:
+        fake.release.set()
+        fake.stop()
 
 
 @pytest.mark.parametrize("mode", [500, 503, 400, 401, 422, "hang"])
