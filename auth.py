@@ -44,33 +44,51 @@ def register_jwt_callbacks():
     )
 
 
+# Claims of every token besides the subject (the user id): the user's token key, so a
+# token opens only the account it was made for, never another one given the same id.
+USER_KEY_CLAIM = "user_key"
+
 # Built once: every authenticated request runs it.
 TOKEN_REVOKED = exists().where(RevokedToken.jti == bindparam("jti"))
-TOKEN_USER_AND_REVOKED = select(User, TOKEN_REVOKED).where(User.id == bindparam("user_id"))
+TOKEN_USER_AND_REVOKED = select(User, TOKEN_REVOKED).where(
+    User.id == bindparam("user_id"), User.token_key == bindparam("user_key")
+)
+
+
+def user_id_and_key(jwt_payload):
+    """The user id and token key a token names, or None when it does not name both."""
+    key = jwt_payload.get(USER_KEY_CLAIM)
+    try:
+        user_id = int(jwt_payload["sub"])
+    except (TypeError, ValueError):
+        return None
+    return (user_id, key) if isinstance(key, str) and key else None
 
 
 @jwt.token_in_blocklist_loader
 def is_token_revoked(jwt_header, jwt_payload):
     """Check the token and load its user in one query (the user loader runs next)."""
-    jti = jwt_payload["jti"]
-    try:
-        user_id = int(jwt_payload["sub"])
-    except (TypeError, ValueError):
+    named = user_id_and_key(jwt_payload)
+    if named is None:  # refused by the claims check that runs next
         g.token_user = None
-        return db.session.scalar(select(TOKEN_REVOKED), {"jti": jti})
-    row = db.session.execute(TOKEN_USER_AND_REVOKED, {"jti": jti, "user_id": user_id}).first()
+        return False
+    user_id, key = named
+    row = db.session.execute(
+        TOKEN_USER_AND_REVOKED, {"jti": jwt_payload["jti"], "user_id": user_id, "user_key": key}
+    ).first()
     g.token_user = row[0] if row else None
     return bool(row and row[1])
 
 
+@jwt.token_verification_loader
+def token_names_its_user(jwt_header, jwt_payload):
+    return user_id_and_key(jwt_payload) is not None
+
+
 @jwt.user_lookup_loader
 def load_user(jwt_header, jwt_payload):
-    if "token_user" in g:
-        return g.pop("token_user")
-    try:
-        return db.session.get(User, int(jwt_payload["sub"]))
-    except (TypeError, ValueError):
-        return None
+    # Loaded, together with the key check, by is_token_revoked, which always runs first.
+    return g.pop("token_user", None)
 
 
 # Each of these enforces a token and documents it (bearerAuth, 401, 403) in the spec.
@@ -136,12 +154,16 @@ def authenticate(username: str, password: str) -> User | None:
     return user
 
 
+def token_claims(user: User) -> dict:
+    return {"is_admin": user.is_admin, USER_KEY_CLAIM: user.token_key}
+
+
 def access_token(user: User) -> str:
-    return create_access_token(identity=str(user.id), additional_claims={"is_admin": user.is_admin})
+    return create_access_token(identity=str(user.id), additional_claims=token_claims(user))
 
 
 def refresh_token(user: User) -> str:
-    return create_refresh_token(identity=str(user.id), additional_claims={"is_admin": user.is_admin})
+    return create_refresh_token(identity=str(user.id), additional_claims=token_claims(user))
 
 
 def revoke(token: dict):

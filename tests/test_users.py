@@ -176,8 +176,12 @@ def test_token_issued_before_promotion_works_for_admin_routes(app, client, cinem
 def test_admin_claim_in_the_token_is_not_trusted(app, client, cinema):
     user = cinema.register("mallory")
     victim = cinema.register("victim")
+    genuine = cinema.login("mallory", "password123")["Authorization"].split()[1]
     with app.app_context():
-        forged = create_access_token(identity=str(user["id"]), additional_claims={"is_admin": True})
+        claims = decode_token(genuine)
+        forged = create_access_token(
+            identity=str(user["id"]), additional_claims={"user_key": claims["user_key"], "is_admin": True}
+        )
     headers = {"Authorization": f"Bearer {forged}"}
 
     # The token itself is valid: ordinary routes accept it.
