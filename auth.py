@@ -2,8 +2,9 @@
 password hashing, revocation and the admin created at start-up."""
 
 import logging
+import secrets
 from datetime import datetime, timezone
-from functools import wraps
+from functools import cache, wraps
 
 from flask import current_app, g
 from flask_jwt_extended import (
@@ -149,9 +150,20 @@ def authenticate(username: str, password: str) -> User | None:
     """The user with this username (or email) and password, else None."""
     key = username.strip().lower()
     user = db.session.scalar(select(User).where(or_(User.username_key == key, User.email == key)))
-    if user is None or not check_password_hash(user.password_hash, password):
+    # An unknown user costs one hash check too, so the answer's time does not tell
+    # whether the account exists.
+    password_hash = user.password_hash if user else dummy_password_hash(
+        current_app.config["PASSWORD_HASH_METHOD"]
+    )
+    if not check_password_hash(password_hash, password) or user is None:
         return None
     return user
+
+
+@cache
+def dummy_password_hash(method: str) -> str:
+    """A hash that no password matches, made once per process and method."""
+    return generate_password_hash(secrets.token_urlsafe(32), method=method)
 
 
 def token_claims(user: User) -> dict:

@@ -7,6 +7,9 @@ from datetime import timedelta
 import jwt as pyjwt
 import pytest
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
+from werkzeug.security import check_password_hash
+
+import auth
 
 from app import create_app
 from conftest import ADMIN, SECRET, assert_error, test_config
@@ -289,6 +292,24 @@ def test_login_failures_do_not_tell_which_part_was_wrong(client, registered):
     third = assert_error(wrong_password_by_email, 401)
     assert first["message"] == second["message"] == third["message"]
     assert "access_token" not in second
+
+
+@pytest.mark.parametrize("username", ["nobody", "john_doe", "john@example.com"])
+def test_login_checks_one_password_hash_whether_or_not_the_user_exists(
+    app, client, registered, monkeypatch, username
+):
+    """Else an unknown user's answer comes back sooner, telling that the account does not exist."""
+    checked = []
+
+    def check(password_hash, password):
+        checked.append(password_hash)
+        return check_password_hash(password_hash, password)
+
+    monkeypatch.setattr(auth, "check_password_hash", check)
+
+    assert_error(login(client, username, "wrong-password"), 401)
+    assert len(checked) == 1
+    assert checked[0].split("$")[0] == app.config["PASSWORD_HASH_METHOD"]
 
 
 @pytest.mark.parametrize(
