@@ -21,7 +21,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 import apidoc
 from errors import Conflict, NotFound, error_response
-from models import RevokedToken, User, db, utcnow
+from models import RevokedToken, User, db, new_token_key, utcnow
 
 log = logging.getLogger("cinema")
 
@@ -46,36 +46,42 @@ def register_jwt_callbacks():
 
 
 # Claims of every token besides the subject (the user id): the user's token key, so a
-# token opens only the account it was made for, never another one given the same id.
+# token opens only the account it was made for, never another one given the same id;
+# and the session, shared by the access and refresh tokens of one login and the access
+# tokens refreshed from it, so logging out ends them all.
 USER_KEY_CLAIM = "user_key"
+SESSION_CLAIM = "sid"
 
-# Built once: every authenticated request runs it.
-TOKEN_REVOKED = exists().where(RevokedToken.jti == bindparam("jti"))
-TOKEN_USER_AND_REVOKED = select(User, TOKEN_REVOKED).where(
+# Built once: every authenticated request runs it. A logged-out session's id is kept
+# in RevokedToken.jti.
+SESSION_REVOKED = exists().where(RevokedToken.jti == bindparam("session"))
+TOKEN_USER_AND_REVOKED = select(User, SESSION_REVOKED).where(
     User.id == bindparam("user_id"), User.token_key == bindparam("user_key")
 )
 
 
-def user_id_and_key(jwt_payload):
-    """The user id and token key a token names, or None when it does not name both."""
-    key = jwt_payload.get(USER_KEY_CLAIM)
+def token_names(jwt_payload):
+    """The user id, user key and session a token names, or None when it lacks one."""
+    key, session = jwt_payload.get(USER_KEY_CLAIM), jwt_payload.get(SESSION_CLAIM)
     try:
         user_id = int(jwt_payload["sub"])
     except (TypeError, ValueError):
         return None
-    return (user_id, key) if isinstance(key, str) and key else None
+    if not all(isinstance(claim, str) and claim for claim in (key, session)):
+        return None
+    return user_id, key, session
 
 
 @jwt.token_in_blocklist_loader
 def is_token_revoked(jwt_header, jwt_payload):
     """Check the token and load its user in one query (the user loader runs next)."""
-    named = user_id_and_key(jwt_payload)
+    named = token_names(jwt_payload)
     if named is None:  # refused by the claims check that runs next
         g.token_user = None
         return False
-    user_id, key = named
+    user_id, key, session = named
     row = db.session.execute(
-        TOKEN_USER_AND_REVOKED, {"jti": jwt_payload["jti"], "user_id": user_id, "user_key": key}
+        TOKEN_USER_AND_REVOKED, {"user_id": user_id, "user_key": key, "session": session}
     ).first()
     g.token_user = row[0] if row else None
     return bool(row and row[1])
@@ -83,7 +89,7 @@ def is_token_revoked(jwt_header, jwt_payload):
 
 @jwt.token_verification_loader
 def token_names_its_user(jwt_header, jwt_payload):
-    return user_id_and_key(jwt_payload) is not None
+    return token_names(jwt_payload) is not None
 
 
 @jwt.user_lookup_loader
@@ -166,23 +172,38 @@ def dummy_password_hash(method: str) -> str:
     return generate_password_hash(secrets.token_urlsafe(32), method=method)
 
 
-def token_claims(user: User) -> dict:
-    return {"is_admin": user.is_admin, USER_KEY_CLAIM: user.token_key}
+def token_claims(user: User, session: str) -> dict:
+    return {"is_admin": user.is_admin, USER_KEY_CLAIM: user.token_key, SESSION_CLAIM: session}
 
 
-def access_token(user: User) -> str:
-    return create_access_token(identity=str(user.id), additional_claims=token_claims(user))
+def login_tokens(user: User) -> dict:
+    """The access and refresh tokens of a new session."""
+    claims = token_claims(user, secrets.token_hex(16))
+    return {
+        "access_token": create_access_token(identity=str(user.id), additional_claims=claims),
+        "refresh_token": create_refresh_token(identity=str(user.id), additional_claims=claims),
+    }
 
 
-def refresh_token(user: User) -> str:
-    return create_refresh_token(identity=str(user.id), additional_claims=token_claims(user))
+def refreshed_access_token(user: User, refresh_claims: dict) -> str:
+    """A new access token in the session of this refresh token (its decoded claims)."""
+    claims = token_claims(user, refresh_claims[SESSION_CLAIM])
+    return create_access_token(identity=str(user.id), additional_claims=claims)
 
 
-def revoke(token: dict):
-    """Refuse this token (its decoded claims) from now on."""
-    expires = datetime.fromtimestamp(token["exp"], timezone.utc)
-    db.session.add(RevokedToken(jti=token["jti"], expires_at=expires))
-    # Forget tokens that have expired anyway, so the table stays small.
+def log_out(user: User, token: dict, everywhere: bool = False):
+    """Refuse every token of this token's session from now on, or of all the user's sessions."""
+    if everywhere:
+        user.token_key = new_token_key()  # no token made so far names the new key
+    else:
+        # The session's refresh token was made at login, so it expires one refresh
+        # lifetime from now at the latest: keep the row until then.
+        expires = max(
+            datetime.fromtimestamp(token["exp"], timezone.utc),
+            utcnow() + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
+        )
+        db.session.add(RevokedToken(jti=token[SESSION_CLAIM], expires_at=expires))
+    # Forget sessions that have expired anyway, so the table stays small.
     db.session.execute(db.delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
     db.session.commit()
 

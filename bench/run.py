@@ -160,7 +160,7 @@ def build_dataset(app, rng):
                  "ORDER BY id"), {"id": target}
         ).all()
         with app.test_request_context():
-            tokens = {name: auth.access_token(db.session.get(User, user_ids[name]))
+            tokens = {name: auth.login_tokens(db.session.get(User, user_ids[name]))["access_token"]
                       for name in ("fan", "booker", "boss")}
         db.session.remove()
         db.engine.dispose()

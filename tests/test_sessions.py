@@ -1,11 +1,11 @@
 """Sessions: a token names its user (not only an id), and logging out ends whole sessions."""
 
-from flask_jwt_extended import create_access_token
-from sqlalchemy import delete
+from flask_jwt_extended import create_access_token, decode_token
+from sqlalchemy import delete, func, select
 
 from auth import hash_password
 from conftest import ADMIN, assert_error
-from models import User, db
+from models import RevokedToken, User, db
 
 
 def bearer(token):
@@ -57,3 +57,103 @@ def test_a_token_without_the_user_key_is_refused(app, client, cinema):
         token = create_access_token(identity=str(user["id"]), additional_claims={"is_admin": False})
 
     assert_error(client.get("/me", headers=bearer(token)), 401, "claims")
+
+
+# ---- logging out ends sessions ----------------------------------------------------
+
+
+def test_access_tokens_refreshed_from_a_session_end_with_it(client, cinema):
+    user = cinema.register("bob")
+    tokens = login(client, user["username"], "password123")
+    refreshed = client.post("/refresh", headers=bearer(tokens["refresh_token"])).json["access_token"]
+    assert client.get("/me", headers=bearer(refreshed)).status_code == 200
+
+    assert client.post("/logout", headers=bearer(tokens["access_token"])).status_code == 200
+
+    assert_error(client.get("/me", headers=bearer(refreshed)), 401, "revoked")
+    assert_error(client.post("/refresh", headers=bearer(tokens["refresh_token"])), 401, "revoked")
+
+
+def test_logging_out_with_a_refreshed_token_ends_the_refresh_token_too(client, cinema):
+    user = cinema.register("bob")
+    tokens = login(client, user["username"], "password123")
+    refreshed = client.post("/refresh", headers=bearer(tokens["refresh_token"])).json["access_token"]
+
+    assert client.post("/logout", headers=bearer(refreshed)).status_code == 200
+
+    assert_error(client.post("/refresh", headers=bearer(tokens["refresh_token"])), 401)
+    assert_error(client.get("/me", headers=bearer(tokens["access_token"])), 401)
+
+
+def test_a_logged_out_session_is_refused_as_long_as_its_refresh_token_lives(app, client, cinema):
+    user = cinema.register("bob")
+    tokens = login(client, user["username"], "password123")
+
+    assert client.post("/logout", headers=bearer(tokens["access_token"])).status_code == 200
+
+    with app.app_context():
+        refresh_expires = decode_token(tokens["refresh_token"], allow_expired=True)["exp"]
+        kept_until = db.session.scalar(select(func.max(RevokedToken.expires_at)))
+    assert kept_until.timestamp() >= refresh_expires
+
+
+def test_logout_everywhere_ends_every_session_of_the_user(client, cinema):
+    user = cinema.register("bob")
+    phone = login(client, user["username"], "password123")
+    laptop = login(client, user["username"], "password123")
+    refreshed = client.post("/refresh", headers=bearer(laptop["refresh_token"])).json["access_token"]
+    other = cinema.user("carol")
+
+    response = client.post("/logout?everywhere=true", headers=bearer(phone["access_token"]))
+
+    assert response.status_code == 200, response.json
+    assert isinstance(response.json["message"], str)
+    for token in (phone["access_token"], laptop["access_token"], refreshed):
+        assert_error(client.get("/me", headers=bearer(token)), 401)
+    for token in (phone["refresh_token"], laptop["refresh_token"]):
+        assert_error(client.post("/refresh", headers=bearer(token)), 401)
+    assert client.get("/me", headers=other).status_code == 200
+    # Logging in again starts a new session that works.
+    again = login(client, user["username"], "password123")
+    assert client.get("/me", headers=bearer(again["access_token"])).status_code == 200
+
+
+def test_logout_everywhere_with_a_refresh_token(client, cinema):
+    user = cinema.register("bob")
+    phone = login(client, user["username"], "password123")
+    laptop = login(client, user["username"], "password123")
+
+    assert client.post("/logout?everywhere=1", headers=bearer(laptop["refresh_token"])).status_code == 200
+
+    assert_error(client.get("/me", headers=bearer(phone["access_token"])), 401)
+
+
+def test_logout_everywhere_false_ends_only_this_session(client, cinema):
+    user = cinema.register("bob")
+    phone = login(client, user["username"], "password123")
+    laptop = login(client, user["username"], "password123")
+
+    assert client.post("/logout?everywhere=false", headers=bearer(phone["access_token"])).status_code == 200
+
+    assert_error(client.get("/me", headers=bearer(phone["access_token"])), 401)
+    assert client.get("/me", headers=bearer(laptop["access_token"])).status_code == 200
+
+
+def test_logout_refuses_a_bad_everywhere_value(client, cinema):
+    user = cinema.register("bob")
+    tokens = login(client, user["username"], "password123")
+
+    body = assert_error(
+        client.post("/logout?everywhere=maybe", headers=bearer(tokens["access_token"])), 400
+    )
+
+    assert "everywhere" in body["errors"]
+    assert client.get("/me", headers=bearer(tokens["access_token"])).status_code == 200
+
+
+def test_logout_everywhere_is_in_the_openapi_document(client):
+    parameters = client.get("/openapi.json").json["paths"]["/logout"]["post"]["parameters"]
+
+    everywhere = next(parameter for parameter in parameters if parameter["name"] == "everywhere")
+    assert everywhere["in"] == "query"
+    assert everywhere["schema"]["type"] == "boolean"

@@ -180,7 +180,8 @@ def test_admin_claim_in_the_token_is_not_trusted(app, client, cinema):
     with app.app_context():
         claims = decode_token(genuine)
         forged = create_access_token(
-            identity=str(user["id"]), additional_claims={"user_key": claims["user_key"], "is_admin": True}
+            identity=str(user["id"]),
+            additional_claims={"user_key": claims["user_key"], "sid": claims["sid"], "is_admin": True},
         )
     headers = {"Authorization": f"Bearer {forged}"}
 
