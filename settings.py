@@ -114,9 +114,15 @@ def settings_from_environment() -> dict:
     return settings
 
 
+# The project's own .env only: never one found in the current or a parent folder.
+DOTENV_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".env")
+# HMAC-SHA256 keys shorter than the hash itself (RFC 7518, section 3.2) are guessable.
+MINIMUM_SECRET_BYTES = 32
+
+
 def load(app, config=None):
     """Defaults, then the environment (and .env), then ``config``; derived settings last."""
-    load_dotenv()
+    load_dotenv(DOTENV_PATH)
     app.config.from_mapping(DEFAULTS)
     app.config.from_mapping(settings_from_environment())
     if config:
@@ -145,6 +151,12 @@ def configure(app):
     config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"key_prefix": config["RATELIMIT_KEY_PREFIX"]})
     if not config["JWT_SECRET_KEY"]:
         config["JWT_SECRET_KEY"] = instance_secret(app)
+    secret = config["JWT_SECRET_KEY"]
+    if len(secret.encode() if isinstance(secret, str) else secret) < MINIMUM_SECRET_BYTES:
+        raise RuntimeError(
+            f"JWT_SECRET_KEY must be at least {MINIMUM_SECRET_BYTES} bytes long (UTF-8); make one "
+            'with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+        )
     config["CLOUDINARY"] = posters.cloudinary_settings(config)
 
 
