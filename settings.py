@@ -161,27 +161,31 @@ def configure(app):
 
 
 def instance_secret(app) -> str:
-    """A random signing key kept in the instance folder, so tokens survive restarts.
+    """A random signing key kept in the instance folder, so tokens survive restarts."""
+    path = os.path.join(app.instance_path, "jwt-secret.key")
+    key = read_key(path) or create_key(path)
+    # On every start, not only the first: a server that runs on it must not go unnoticed.
+    app.logger.warning(
+        "JWT_SECRET_KEY is not set: using a generated key from %s. "
+        "Set JWT_SECRET_KEY in production.",
+        path,
+    )
+    return key
+
+
+def create_key(path) -> str:
+    """Write a new key to ``path``, unless another worker got there first; return the key.
 
     Several workers may start at once: each writes a candidate to a file of its
     own and links it into place; the link succeeds for one of them only, and
     everyone then uses the key that won.
     """
-    path = os.path.join(app.instance_path, "jwt-secret.key")
-    key = read_key(path)
-    if key:
-        return key
     candidate = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
     descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as file:
         file.write(secrets.token_urlsafe(48))  # 48 random bytes
     try:
         os.link(candidate, path)
-        app.logger.warning(
-            "JWT_SECRET_KEY is not set: using a generated key from %s. "
-            "Set JWT_SECRET_KEY in production.",
-            path,
-        )
     except FileExistsError:
         if not read_key(path):  # not another worker's key, but a damaged file
             os.replace(candidate, path)

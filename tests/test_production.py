@@ -1,6 +1,7 @@
 """Production settings: rate limits (in memory and shared through Redis), CORS,
 the shared signing key, lost transaction races, and the gunicorn settings."""
 
+import logging
 import multiprocessing
 import os
 import runpy
@@ -13,6 +14,7 @@ from types import SimpleNamespace
 import psycopg.errors
 import pytest
 import redis
+from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
@@ -196,6 +198,20 @@ def test_a_truncated_key_file_is_replaced(tmp_path):
     key = secret_in(str(tmp_path), SimpleNamespace(wait=lambda: None))
 
     assert len(key) >= 43 and (tmp_path / "jwt-secret.key").read_text() == key
+
+
+def test_a_generated_key_is_warned_about_at_every_start(tmp_path, monkeypatch, caplog):
+    instance = tmp_path / "instance"
+    monkeypatch.setattr(Flask, "auto_find_instance_path", lambda app: str(instance))
+
+    with caplog.at_level(logging.WARNING):
+        first = create_app(test_config(tmp_path, JWT_SECRET_KEY=None))  # creates the key
+        second = create_app(test_config(tmp_path, JWT_SECRET_KEY=None))  # reads it
+
+    warnings = [record for record in caplog.records if "JWT_SECRET_KEY is not set" in record.getMessage()]
+    assert len(warnings) == 2
+    assert first.config["JWT_SECRET_KEY"] == second.config["JWT_SECRET_KEY"]
+    assert (instance / "jwt-secret.key").read_text() == first.config["JWT_SECRET_KEY"]
 
 
 # ---- the signing key's length and the .env file -----------------------------------
