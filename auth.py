@@ -134,7 +134,7 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
 
-def register_user(data) -> User:
+def register_user(data, is_admin: bool = False) -> User:
     """A new account; Conflict when the username or email is taken (case-insensitive)."""
     username_key, email = data["username"].lower(), data["email"].lower()
     password_hash = hash_password(data["password"])  # before the transaction starts
@@ -146,10 +146,31 @@ def register_user(data) -> User:
     if taken:
         what = "username" if taken.username_key == username_key else "email"
         raise Conflict(f"That {what} is already registered.")
-    user = User(username=data["username"], email=email, password_hash=password_hash)
+    user = User(
+        username=data["username"], email=email, password_hash=password_hash, is_admin=is_admin
+    )
     db.session.add(user)
     db.session.commit()
     return user
+
+
+def make_admin(user: User, email: str | None = None, password: str | None = None):
+    """Promote the user, with this email and password when given; Conflict when the email is taken."""
+    if email is not None:
+        email = email.lower()
+        taken = db.session.scalar(select(User.id).where(User.email == email, User.id != user.id))
+        if taken:
+            raise Conflict("That email is already registered.")
+        user.email = email
+    if password is not None:
+        user.password_hash = hash_password(password)
+        user.token_key = new_token_key()  # whoever knew the old password keeps no session
+    user.is_admin = True
+    try:
+        db.session.commit()
+    except IntegrityError:  # the email was taken in the meantime
+        db.session.rollback()
+        raise Conflict("That email is already registered.") from None
 
 
 def authenticate(username: str, password: str) -> User | None:
