@@ -52,12 +52,13 @@ def register_jwt_callbacks():
 USER_KEY_CLAIM = "user_key"
 SESSION_CLAIM = "sid"
 
-# Built once: every authenticated request runs it. A logged-out session's id is kept
-# in RevokedToken.jti.
+# Built once: every authenticated request runs it. A token is revoked when its session
+# was logged out (the session id is kept in RevokedToken.jti) or when the user with its
+# id has another key: they logged out everywhere, or the id now belongs to someone else.
 SESSION_REVOKED = exists().where(RevokedToken.jti == bindparam("session"))
-TOKEN_USER_AND_REVOKED = select(User, SESSION_REVOKED).where(
-    User.id == bindparam("user_id"), User.token_key == bindparam("user_key")
-)
+TOKEN_USER_AND_REVOKED = select(
+    User, or_(SESSION_REVOKED, User.token_key != bindparam("user_key"))
+).where(User.id == bindparam("user_id"))
 
 
 def token_names(jwt_payload):
@@ -83,8 +84,9 @@ def is_token_revoked(jwt_header, jwt_payload):
     row = db.session.execute(
         TOKEN_USER_AND_REVOKED, {"user_id": user_id, "user_key": key, "session": session}
     ).first()
-    g.token_user = row[0] if row else None
-    return bool(row and row[1])
+    user, revoked = row if row else (None, False)
+    g.token_user = None if revoked else user
+    return bool(revoked)
 
 
 @jwt.token_verification_loader
