@@ -68,6 +68,16 @@ def test_a_token_without_the_user_key_is_refused(app, client, cinema):
     assert_error(client.get("/me", headers=bearer(token)), 401, "claims")
 
 
+def test_the_token_user_key_and_session_are_checked_in_one_query(client, cinema, count_statements):
+    headers = cinema.user("bob")
+    client.get("/me", headers=headers)  # warm up
+
+    with count_statements() as statements:
+        assert client.get("/me", headers=headers).status_code == 200
+
+    assert len(statements) == 1, statements
+
+
 # ---- logging out ends sessions ----------------------------------------------------
 
 
