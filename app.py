@@ -142,7 +142,7 @@ def login(data):
     user = auth.authenticate(data["username"], data["password"])
     if user is None:
         abort(401, message="Wrong username or password.")
-    return {"access_token": auth.access_token(user), "refresh_token": auth.refresh_token(user), "user": user}
+    return {**auth.login_tokens(user), "user": user}
 
 
 @auth_blp.route("/refresh", methods=["POST"])
@@ -150,16 +150,17 @@ def login(data):
 @auth_blp.response(200, s.AccessTokenSchema)
 def refresh():
     """Exchange a refresh token for a new access token."""
-    return {"access_token": auth.access_token(current_user)}
+    return {"access_token": auth.refreshed_access_token(current_user, get_jwt())}
 
 
 @auth_blp.route("/logout", methods=["POST"])
 @any_token_required
+@auth_blp.arguments(s.LogoutQuerySchema, location="query")
 @auth_blp.response(200, s.MessageSchema)
-def logout():
-    """Revoke the token that made this request."""
-    auth.revoke(get_jwt())
-    return {"message": "Token revoked"}
+def logout(query):
+    """End the session of the token that made this request: its access and refresh tokens."""
+    auth.log_out(current_user, get_jwt(), everywhere=query["everywhere"])
+    return {"message": "Logged out everywhere" if query["everywhere"] else "Logged out"}
 
 
 @users_blp.route("/me", methods=["GET"])

@@ -11,6 +11,7 @@ cancelled bookings keep their history.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -88,6 +89,11 @@ RESERVATION_STATUSES = (CONFIRMED, CANCELLED, HELD)
 EMAIL_STATUSES = ("pending", "sent", "failed", "logged")
 
 
+def new_token_key() -> str:
+    """A random key for a user's tokens: 16 bytes as 32 hex digits."""
+    return secrets.token_hex(16)
+
+
 class User(db.Model):
     __tablename__ = "users"
 
@@ -99,6 +105,9 @@ class User(db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Carried by every token of the user: a token names this account, not only its id,
+    # so an id reused after a reset or a deletion opens nothing. A new key ends every session.
+    token_key: Mapped[str] = mapped_column(String(32), default=new_token_key)
 
     reservations: Mapped[list[Reservation]] = relationship(back_populates="user")
 

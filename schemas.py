@@ -205,6 +205,12 @@ class LoginSchema(Schema):
     )
 
 
+class LogoutQuerySchema(Schema):
+    everywhere = fields.Boolean(
+        load_default=False, metadata={"description": "End every session of the user, not only this one"}
+    )
+
+
 class UserSchema(Schema):
     id = fields.Integer()
     username = fields.String()

@@ -124,9 +124,15 @@ def settings_from_environment() -> dict:
     return settings
 
 
+# The project's own .env only: never one found in the current or a parent folder.
+DOTENV_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".env")
+# HMAC-SHA256 keys shorter than the hash itself (RFC 7518, section 3.2) are guessable.
+MINIMUM_SECRET_BYTES = 32
+
+
 def load(app, config=None):
     """Defaults, then the environment (and .env), then ``config``; derived settings last."""
-    load_dotenv()
+    load_dotenv(DOTENV_PATH)
     app.config.from_mapping(DEFAULTS)
     app.config.from_mapping(settings_from_environment())
     if config:
@@ -157,6 +163,12 @@ def configure(app):
     }
     if not config["JWT_SECRET_KEY"]:
         config["JWT_SECRET_KEY"] = instance_secret(app)
+    secret = config["JWT_SECRET_KEY"]
+    if len(secret.encode() if isinstance(secret, str) else secret) < MINIMUM_SECRET_BYTES:
+        raise RuntimeError(
+            f"JWT_SECRET_KEY must be at least {MINIMUM_SECRET_BYTES} bytes long (UTF-8); make one "
+            'with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+        )
     config["CLOUDINARY"] = posters.cloudinary_settings(config)
 
 
@@ -173,27 +185,31 @@ def rate_limit_storage_options(config) -> dict:
 
 
 def instance_secret(app) -> str:
-    """A random signing key kept in the instance folder, so tokens survive restarts.
+    """A random signing key kept in the instance folder, so tokens survive restarts."""
+    path = os.path.join(app.instance_path, "jwt-secret.key")
+    key = read_key(path) or create_key(path)
+    # On every start, not only the first: a server that runs on it must not go unnoticed.
+    app.logger.warning(
+        "JWT_SECRET_KEY is not set: using a generated key from %s. "
+        "Set JWT_SECRET_KEY in production.",
+        path,
+    )
+    return key
+
+
+def create_key(path) -> str:
+    """Write a new key to ``path``, unless another worker got there first; return the key.
 
     Several workers may start at once: each writes a candidate to a file of its
     own and links it into place; the link succeeds for one of them only, and
     everyone then uses the key that won.
     """
-    path = os.path.join(app.instance_path, "jwt-secret.key")
-    key = read_key(path)
-    if key:
-        return key
     candidate = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
     descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as file:
         file.write(secrets.token_urlsafe(48))  # 48 random bytes
     try:
         os.link(candidate, path)
-        app.logger.warning(
-            "JWT_SECRET_KEY is not set: using a generated key from %s. "
-            "Set JWT_SECRET_KEY in production.",
-            path,
-        )
     except FileExistsError:
         if not read_key(path):  # not another worker's key, but a damaged file
             os.replace(candidate, path)

@@ -138,3 +138,45 @@ def test_a_database_from_before_migrations_is_adopted(tmp_path, empty_database):
     cinema = Cinema(app.test_client())
     titles = [movie["title"] for movie in app.test_client().get("/movies", headers=cinema.admin).json]
     assert titles == ["Kept"]
+
+
+def test_upgrading_gives_every_existing_user_a_key_of_their_own(tmp_path, empty_database):
+    """Users from before token keys, with bookings pointing at them, get a random key each."""
+    app = migrated_app(tmp_path, empty_database, ADMIN_USERNAME=None)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision="eac0434c283a")
+        for name in ("ann", "bob", "cid"):
+            db.session.execute(
+                text("INSERT INTO users (username, username_key, email, password_hash, is_admin, "
+                     "created_at) VALUES (:name, :name, :email, 'x', false, :now)"),
+                {"name": name, "email": f"{name}@example.com", "now": now},
+            )
+        db.session.execute(
+            text("INSERT INTO movies (title, genre, created_at) VALUES ('Kept', 'Drama', :now)"),
+            {"now": now},
+        )
+        db.session.execute(
+            text("INSERT INTO showtimes (movie_id, start_time, end_time, hall, price_cents, "
+                 "created_at) SELECT id, :now, :now, 'Main', 1000, :now FROM movies"),
+            {"now": now},
+        )
+        db.session.execute(
+            text("INSERT INTO reservations (user_id, showtime_id, status, total_cents, created_at, "
+                 "updated_at, email_status) SELECT users.id, showtimes.id, 'confirmed', 1000, "
+                 ":now, :now, 'sent' FROM users, showtimes"),
+            {"now": now},
+        )
+        db.session.commit()
+
+        upgrade(directory=MIGRATIONS)
+
+        keys = db.session.execute(text("SELECT token_key FROM users")).scalars().all()
+        booked = db.session.scalar(
+            text("SELECT count(*) FROM reservations JOIN users ON users.id = reservations.user_id")
+        )
+        db.session.commit()
+        assert schema_differences() == ([], head_revision())
+    assert len(keys) == 3 and len(set(keys)) == 3
+    assert all(len(key) == 32 for key in keys)
+    assert booked == 3

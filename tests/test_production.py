@@ -1,9 +1,11 @@
 """Production settings: rate limits (in memory and shared through Redis), CORS,
 the shared signing key, lost transaction races, and the gunicorn settings."""
 
+import logging
 import multiprocessing
 import os
 import runpy
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from types import SimpleNamespace
 import psycopg.errors
 import pytest
 import redis
+from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
@@ -298,6 +301,82 @@ def test_a_truncated_key_file_is_replaced(tmp_path):
     key = secret_in(str(tmp_path), SimpleNamespace(wait=lambda: None))
 
     assert len(key) >= 43 and (tmp_path / "jwt-secret.key").read_text() == key
+
+
+def test_a_generated_key_is_warned_about_at_every_start(tmp_path, monkeypatch, caplog):
+    instance = tmp_path / "instance"
+    monkeypatch.setattr(Flask, "auto_find_instance_path", lambda app: str(instance))
+
+    with caplog.at_level(logging.WARNING):
+        first = create_app(test_config(tmp_path, JWT_SECRET_KEY=None))  # creates the key
+        second = create_app(test_config(tmp_path, JWT_SECRET_KEY=None))  # reads it
+
+    warnings = [record for record in caplog.records if "JWT_SECRET_KEY is not set" in record.getMessage()]
+    assert len(warnings) == 2
+    assert first.config["JWT_SECRET_KEY"] == second.config["JWT_SECRET_KEY"]
+    assert (instance / "jwt-secret.key").read_text() == first.config["JWT_SECRET_KEY"]
+
+
+# ---- the signing key's length and the .env file -----------------------------------
+
+
+@pytest.mark.parametrize("key", ["x" * 31, "é" * 15 + "x"], ids=["ascii", "utf8"])  # 31 bytes each
+def test_a_short_signing_key_is_refused_at_start_up(tmp_path, key):
+    with pytest.raises(RuntimeError, match="at least 32 bytes") as error:
+        create_app(test_config(tmp_path, JWT_SECRET_KEY=key))
+
+    assert "secrets.token_urlsafe(48)" in str(error.value)
+
+
+def test_a_short_signing_key_from_the_environment_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("JWT_SECRET_KEY", "x" * 31)
+    config = test_config(tmp_path)
+    del config["JWT_SECRET_KEY"]
+
+    with pytest.raises(RuntimeError, match="JWT_SECRET_KEY must be at least 32 bytes"):
+        create_app(config)
+
+
+def test_the_signing_key_length_counts_utf8_bytes(tmp_path):
+    app = create_app(test_config(tmp_path, JWT_SECRET_KEY="é" * 16))  # 16 characters, 32 bytes
+
+    assert Cinema(app.test_client()).admin
+
+
+ENV_PROBE = """
+import flask, settings
+app = flask.Flask("probe", instance_path={instance!r})
+settings.load(app, {{"JWT_SECRET_KEY": "x" * 48}})
+print(app.config["CINEMA_TIMEZONE"])
+"""
+
+
+@pytest.mark.parametrize("started_as", ["script", "python -c"])
+def test_only_the_projects_own_env_file_is_read(tmp_path, started_as):
+    """Not one in a parent folder (a script looks up from the code) or the current folder (-c)."""
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    for name in os.listdir(ROOT):
+        if name.endswith(".py"):
+            shutil.copy(os.path.join(ROOT, name), project)
+    (tmp_path / ".env").write_text("CINEMA_TIMEZONE=Asia/Tokyo\n")
+    (elsewhere / ".env").write_text("CINEMA_TIMEZONE=America/Lima\n")
+    code = ENV_PROBE.format(instance=str(tmp_path / "instance"))
+    (elsewhere / "probe.py").write_text(code)
+    command = [sys.executable, "probe.py"] if started_as == "script" else [sys.executable, "-c", code]
+
+    def cinema_timezone():
+        done = subprocess.run(
+            command, cwd=elsewhere, env={**os.environ, "PYTHONPATH": str(project)},
+            capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert cinema_timezone() == "UTC"
+    (project / ".env").write_text("CINEMA_TIMEZONE=Europe/Paris\n")
+    assert cinema_timezone() == "Europe/Paris"
 
 
 # ---- lost races between transactions ----------------------------------------------
