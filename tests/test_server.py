@@ -18,7 +18,8 @@ from gunicorn.http.parser import RequestParser
 from gunicorn.http.unreader import SocketUnreader
 
 import server
-from app import create_app, error_body
+from app import create_app
+from errors import error_body
 from conftest import assert_error, test_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
