@@ -5,6 +5,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import event
 
 from app import create_app
 from conftest import Cinema, assert_error, future, test_config
@@ -291,6 +292,107 @@ def test_deleted_showtime_frees_its_hall(cinema):
     assert cinema.client.delete(f"/showtimes/{first['id']}", headers=cinema.admin).status_code == 200
     response = post_showtime(cinema, movie_id=movie["id"], start_time=start, hall="Main")
     assert response.status_code == 201, response.json
+
+
+@pytest.mark.parametrize(
+    "name, other_name",
+    [("Main", "main"), ("Main", "MAIN"), ("Main", " Main "), ("Main", "main\t"), ("Studio 2", "studio  2")],
+)
+def test_hall_names_differing_in_case_or_spaces_are_one_hall(cinema, name, other_name):
+    movie = cinema.movie()
+    start = at(days=25, hour=18)
+    first = cinema.showtime(movie_id=movie["id"], start_time=start.isoformat(), hall=name)
+
+    response = post_showtime(
+        cinema, movie_id=movie["id"], start_time=(start + timedelta(minutes=30)).isoformat(), hall=other_name
+    )
+
+    body = assert_error(response, 409)
+    assert str(first["id"]) in body["message"]
+    assert cinema.client.get("/showtimes", headers=cinema.admin).headers["X-Total-Count"] == "1"
+
+
+def test_hall_names_fold_case_beyond_ascii(cinema):
+    movie = cinema.movie()
+    start = at(days=25, hour=12)
+    cinema.showtime(movie_id=movie["id"], start_time=start.isoformat(), hall="Salle Été")
+    cinema.showtime(movie_id=movie["id"], start_time=start.isoformat(), hall="Große Bühne")
+
+    for other_name in ("salle été", "SALLE ÉTÉ", "GROSSE BÜHNE"):
+        response = post_showtime(cinema, movie_id=movie["id"], start_time=start.isoformat(), hall=other_name)
+        assert_error(response, 409)
+
+
+def test_a_hall_keeps_the_name_it_was_given(cinema):
+    movie = cinema.movie()
+    start = at(days=25, hour=9)
+    created = cinema.showtime(movie_id=movie["id"], start_time=start.isoformat(), hall="  Studio B ")
+    later = cinema.showtime(
+        movie_id=movie["id"], start_time=(start + timedelta(hours=4)).isoformat(), hall="STUDIO b"
+    )
+
+    assert created["hall"] == "Studio B"  # surrounding spaces dropped, case kept
+    assert later["hall"] == "STUDIO b"
+    fetched = cinema.client.get(f"/showtimes/{created['id']}", headers=cinema.admin).json
+    assert fetched["hall"] == "Studio B"
+
+
+def test_moving_a_showtime_into_the_same_hall_spelt_differently_is_409(cinema):
+    movie = cinema.movie()
+    start = at(days=26, hour=12)
+    busy = cinema.showtime(movie_id=movie["id"], start_time=start.isoformat(), hall="Main")
+    mover = cinema.showtime(movie_id=movie["id"], start_time=start.isoformat(), hall="Hall 2")
+
+    response = cinema.client.put(f"/showtimes/{mover['id']}", json={"hall": "MAIN"}, headers=cinema.admin)
+
+    body = assert_error(response, 409)
+    assert str(busy["id"]) in body["message"]
+    assert cinema.client.get(f"/showtimes/{mover['id']}", headers=cinema.admin).json["hall"] == "Hall 2"
+
+
+def test_a_longer_film_collides_with_the_same_hall_spelt_differently(cinema):
+    movie = cinema.movie(duration_minutes=100)
+    start = at(days=27, hour=12)
+    cinema.showtime(movie_id=movie["id"], start_time=start.isoformat(), hall="Main")
+    after = cinema.showtime(
+        movie_id=cinema.movie(title="Up")["id"],
+        start_time=(start + timedelta(minutes=130)).isoformat(),
+        hall="main",
+    )
+
+    response = cinema.client.put(f"/movies/{movie['id']}", json={"duration_minutes": 120}, headers=cinema.admin)
+
+    body = assert_error(response, 409)
+    assert str(after["id"]) in body["message"]
+
+
+def test_the_overlap_check_uses_an_index(app, cinema):
+    """The hall's showtimes are found through an index, not by reading the whole table."""
+    movie = cinema.movie()
+    cinema.showtime(movie_id=movie["id"], start_time=future(days=28), hall="Main")
+    with app.app_context():
+        engine = db.engine
+    checks = []
+
+    def record(connection, cursor, statement, parameters, context, executemany):
+        if "showtimes.end_time >" in statement:
+            checks.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = post_showtime(cinema, movie_id=movie["id"], start_time=future(days=29), hall="main")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert response.status_code == 201, response.json
+
+    (statement, parameters), = checks
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET enable_seqscan = off")  # the table is tiny here
+            plan = connection.exec_driver_sql("EXPLAIN " + statement, parameters).scalars().all()
+        else:
+            plan = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+    assert any("ix_showtimes_hall_key_start" in line for line in plan), plan
 
 
 # ---- GET /showtimes -----------------------------------------------------------------
