@@ -72,7 +72,7 @@ ERROR_EXTRAS = {
 
 
 def error_example(status: int, message: str | None = None, **extra) -> dict:
-    """An error body in the contract's shape: the shared one of ``status``, or ``message`` with ``extra``."""
+    """An error body in the contract's shape: ``status``'s shared one, or ``message`` and ``extra``."""
     if message is None:
         message = ERROR_MESSAGES.get(status, HTTPStatus(status).description)
         extra = deepcopy(ERROR_EXTRAS.get(status, {}))
@@ -85,7 +85,9 @@ ERROR_EXAMPLES = {
     "register_limit": error_example(429, "20 per 1 hour"),
     "name_taken": error_example(409, "That username is already registered."),
     "user_not_found": error_example(404, "User 7 not found."),
-    "hall_taken": error_example(409, "Hall 'Main' is taken by showtime 7 starting 2030-05-01T18:00:00+00:00."),
+    "hall_taken": error_example(
+        409, "Hall 'Main' is taken by showtime 7 starting 2030-05-01T18:00:00+00:00."
+    ),
     "movie_booked": error_example(409, "Movie 7 has upcoming showtimes with bookings; cancel them first."),
     "not_an_image": error_example(
         400,
@@ -204,7 +206,10 @@ EXAMPLES = {
         "seats_available": 2,
         "rows": [
             {"row": "A", "seats": [{"label": "A1", "status": "yours"}, {"label": "A2", "status": "booked"}]},
-            {"row": "B", "seats": [{"label": "B1", "status": "available"}, {"label": "B2", "status": "available"}]},
+            {
+                "row": "B",
+                "seats": [{"label": "B1", "status": "available"}, {"label": "B2", "status": "available"}],
+            },
         ],
     },
     "cancelled": {"message": "Reservation cancelled successfully"},

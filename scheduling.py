@@ -275,10 +275,7 @@ def hall_end_time(movie: Movie, start: datetime) -> datetime:
 
 
 def check_hall_free(hall: str, start: datetime, end: datetime, ignore_id=None):
-    """Conflict when another showtime occupies ``hall`` between ``start`` and ``end``.
-
-    Halls are compared by ``hall_key``: "Main" and "main" are one room.
-    """
+    """Conflict when another showtime occupies ``hall`` (in any spelling) between ``start`` and ``end``."""
     key = hall_key(hall)
     if db.session.get_bind().dialect.name == "postgresql":
         # Serialise schedulers of the same hall so two overlapping inserts cannot race.

@@ -21,14 +21,12 @@ def cinema_tz():
 
 
 def to_utc(value: datetime) -> datetime:
-    """Read a naive datetime as cinema local time; return aware UTC.
-
-    A local time the clocks skip (spring forward) or pass twice (fall back) names
-    no single instant: ValidationError, asking for an offset.
-    """
+    """Read a naive datetime as cinema local time; return aware UTC."""
     if value.tzinfo is None:
         tz = cinema_tz()
         earlier, later = value.replace(tzinfo=tz, fold=0), value.replace(tzinfo=tz, fold=1)
+        # A local time the clocks skip (spring forward) or pass twice (fall back)
+        # names no single instant: only an offset can say which one is meant.
         if earlier.utcoffset() != later.utcoffset():
             if earlier.astimezone(timezone.utc).astimezone(tz).replace(tzinfo=None) != value:
                 raise ValidationError(
@@ -44,11 +42,9 @@ def to_utc(value: datetime) -> datetime:
 
 
 def local_day_bounds(day):
-    """The UTC instants where a local calendar day starts and the next one starts.
-
-    A day with a clock change lasts 23 or 25 hours. Should midnight itself be
-    skipped or repeated, fold=0 (the default) still gives the day's first instant.
-    """
+    """The UTC instants where a local calendar day starts and the next one starts."""
+    # A day with a clock change lasts 23 or 25 hours. Should midnight itself be
+    # skipped or repeated, fold=0 (the default) still gives the day's first instant.
     tz = cinema_tz()
     start = datetime.combine(day, time.min, tzinfo=tz)
     end = datetime.combine(day.fromordinal(day.toordinal() + 1), time.min, tzinfo=tz)
