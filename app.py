@@ -123,8 +123,15 @@ def register_limit():
 @auth_blp.response(
     201, s.RegisterResponseSchema, headers=apidoc.CREATED_HEADERS, example=apidoc.EXAMPLES["registered"]
 )
-@auth_blp.alt_response(409, description="Username or email already taken")
-@auth_blp.alt_response(429, description="Past REGISTER_RATE_LIMIT", headers=apidoc.RETRY_HEADERS)
+@auth_blp.alt_response(
+    409, description="Username or email already taken", example=apidoc.ERROR_EXAMPLES["name_taken"]
+)
+@auth_blp.alt_response(
+    429,
+    description="Past REGISTER_RATE_LIMIT",
+    headers=apidoc.RETRY_HEADERS,
+    example=apidoc.ERROR_EXAMPLES["register_limit"],
+)
 def register(data):
     """Create an account."""
     user = auth.register_user(data)
@@ -135,7 +142,9 @@ def register(data):
 @limiter.limit(login_limit)
 @auth_blp.arguments(s.LoginSchema, example=apidoc.EXAMPLES["login"])
 @auth_blp.response(200, s.TokenResponseSchema, example=apidoc.EXAMPLES["logged_in"])
-@auth_blp.alt_response(401, description="Unknown user or wrong password")
+@auth_blp.alt_response(
+    401, description="Unknown user or wrong password", example=apidoc.ERROR_EXAMPLES["wrong_password"]
+)
 @auth_blp.alt_response(429, description="Past LOGIN_RATE_LIMIT", headers=apidoc.RETRY_HEADERS)
 def login(data):
     """Exchange a username (or email) and password for tokens."""
@@ -183,7 +192,7 @@ def list_users(args):
 @users_blp.route("/users/promote/<int:user_id>", methods=["POST"])
 @admin_required
 @users_blp.response(200, s.PromoteResponseSchema, example=apidoc.EXAMPLES["promoted"])
-@users_blp.alt_response(404, description="Unknown user")
+@users_blp.alt_response(404, description="Unknown user", example=apidoc.ERROR_EXAMPLES["user_not_found"])
 def promote_user(user_id):
     """Make a user an admin (idempotent)."""
     return {"message": "User promoted to admin successfully", "user": auth.promote(user_id)}
@@ -249,7 +258,11 @@ def get_movie(movie_id):
 @movies_blp.arguments(s.MovieSchema(partial=True), example={"duration_minutes": 150})
 @movies_blp.response(200, s.MovieSchema)
 @movies_blp.alt_response(404, description="Unknown or deleted movie")
-@movies_blp.alt_response(409, description="A longer film would overlap the next showtime in a hall")
+@movies_blp.alt_response(
+    409,
+    description="A longer film would overlap the next showtime in a hall",
+    example=apidoc.ERROR_EXAMPLES["hall_taken"],
+)
 def update_movie(data, movie_id):
     """Change a movie; send only the fields that change."""
     json_body_required(data)
@@ -262,7 +275,9 @@ def update_movie(data, movie_id):
 @admin_required
 @movies_blp.response(200, s.MessageSchema)
 @movies_blp.alt_response(404, description="Unknown or deleted movie")
-@movies_blp.alt_response(409, description="Upcoming showtimes have bookings")
+@movies_blp.alt_response(
+    409, description="Upcoming showtimes have bookings", example=apidoc.ERROR_EXAMPLES["movie_booked"]
+)
 def delete_movie(movie_id):
     """Archive a movie and its showtimes; refused while upcoming showtimes are booked."""
     movie = scheduling.archive_movie(movie_id)
@@ -279,10 +294,21 @@ def poster_upload(with_movie_id: bool):
         admin_required,
         movies_blp.doc(requestBody=apidoc.poster_request_body(with_movie_id)),
         movies_blp.response(201, s.PosterSchema),
-        movies_blp.alt_response(400, description="Not a JPEG, PNG, WebP or GIF image, or a bad movie_id"),
+        movies_blp.alt_response(
+            400,
+            description="Not a JPEG, PNG, WebP or GIF image, or a bad movie_id",
+            example=apidoc.ERROR_EXAMPLES["not_an_image"],
+        ),
         movies_blp.alt_response(404, description="No such movie"),
         movies_blp.alt_response(413, description="The image is over MAX_POSTER_BYTES"),
-        movies_blp.alt_response(502, description="The image host failed; nothing changed"),
+        movies_blp.alt_response(
+            415, description="Neither multipart nor JSON", example=apidoc.ERROR_EXAMPLES["not_an_upload"]
+        ),
+        movies_blp.alt_response(
+            502,
+            description="The image host failed; nothing changed",
+            example=apidoc.ERROR_EXAMPLES["image_host_failed"],
+        ),
     ]
 
     def decorate(view):
@@ -322,7 +348,7 @@ def save_poster(data: bytes, movie_id: int | None):
 @movies_blp.doc(
     responses={200: {"description": "The image", "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}}}
 )
-@movies_blp.alt_response(404, description="No such poster")
+@movies_blp.alt_response(404, description="No such poster", example=apidoc.ERROR_EXAMPLES["poster_not_found"])
 def get_poster(name):
     """A locally stored poster (public, cached for a year: its name is its content hash)."""
     found = posters.local_poster(name)
@@ -343,7 +369,9 @@ def get_poster(name):
 @showtimes_blp.arguments(s.ShowtimeCreateSchema, example=apidoc.EXAMPLES["showtime"])
 @showtimes_blp.response(201, s.ShowtimeSchema, headers=apidoc.CREATED_HEADERS)
 @showtimes_blp.alt_response(404, description="Unknown movie")
-@showtimes_blp.alt_response(409, description="The hall is taken at that time")
+@showtimes_blp.alt_response(
+    409, description="The hall is taken at that time", example=apidoc.ERROR_EXAMPLES["hall_taken"]
+)
 def create_showtime(data):
     """Schedule a movie in a hall."""
     showtime, movie = scheduling.create_showtime(data)
@@ -376,7 +404,9 @@ def search_showtimes(args):
 @showtimes_blp.route("/showtimes/<int:showtime_id>", methods=["GET"])
 @login_required
 @showtimes_blp.response(200, s.ShowtimeSchema)
-@showtimes_blp.alt_response(404, description="Unknown or deleted showtime")
+@showtimes_blp.alt_response(
+    404, description="Unknown or deleted showtime", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
+)
 @showtimes_blp.alt_response(304, description="Not modified (If-None-Match)")
 def get_showtime(showtime_id):
     """One showtime with its seat counts; carries an ETag."""
@@ -388,8 +418,14 @@ def get_showtime(showtime_id):
 @admin_required
 @showtimes_blp.arguments(s.ShowtimeUpdateSchema)
 @showtimes_blp.response(200, s.ShowtimeSchema)
-@showtimes_blp.alt_response(404, description="Unknown showtime or movie")
-@showtimes_blp.alt_response(409, description="Booked, or the hall is taken")
+@showtimes_blp.alt_response(
+    404, description="Unknown showtime or movie", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
+)
+@showtimes_blp.alt_response(
+    409,
+    description="Booked, or the hall is taken",
+    example=apidoc.ERROR_EXAMPLES["showtime_booked_unchangeable"],
+)
 def update_showtime(data, showtime_id):
     """Move a showtime, change its hall, movie or price; refused once it is booked."""
     json_body_required(data)
@@ -400,8 +436,12 @@ def update_showtime(data, showtime_id):
 @showtimes_blp.route("/showtimes/<int:showtime_id>", methods=["DELETE"])
 @admin_required
 @showtimes_blp.response(200, s.MessageSchema)
-@showtimes_blp.alt_response(404, description="Unknown or deleted showtime")
-@showtimes_blp.alt_response(409, description="The showtime has bookings")
+@showtimes_blp.alt_response(
+    404, description="Unknown or deleted showtime", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
+)
+@showtimes_blp.alt_response(
+    409, description="The showtime has bookings", example=apidoc.ERROR_EXAMPLES["showtime_booked"]
+)
 def delete_showtime(showtime_id):
     """Archive a showtime; refused while it is upcoming and booked."""
     scheduling.archive_showtime(showtime_id)
@@ -413,8 +453,10 @@ SEAT_MAP_HEADER = s.SeatMapSchema(exclude=("rows",))
 
 @showtimes_blp.route("/showtimes/<int:showtime_id>/seats", methods=["GET"])
 @login_required
-@showtimes_blp.response(200, s.SeatMapSchema)
-@showtimes_blp.alt_response(404, description="Unknown or deleted showtime")
+@showtimes_blp.response(200, s.SeatMapSchema, example=apidoc.EXAMPLES["seat_map"])
+@showtimes_blp.alt_response(
+    404, description="Unknown or deleted showtime", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
+)
 @showtimes_blp.alt_response(304, description="Not modified (If-None-Match)")
 def seat_map(showtime_id):
     """Every seat of a showtime, row by row in natural order, with its status.
@@ -457,8 +499,12 @@ def seat_map(showtime_id):
 @seats_blp.response(
     201, s.SeatsCreatedSchema, headers=apidoc.CREATED_HEADERS, example=apidoc.EXAMPLES["seats_added"]
 )
-@seats_blp.alt_response(404, description="Unknown showtime")
-@seats_blp.alt_response(409, description="A label already exists (none added)")
+@seats_blp.alt_response(
+    404, description="Unknown showtime", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
+)
+@seats_blp.alt_response(
+    409, description="A label already exists (none added)", example=apidoc.ERROR_EXAMPLES["seats_exist"]
+)
 def add_seats(data):
     """Add seats to a showtime: a list of labels, or rows × seats per row."""
     labels = scheduling.seat_labels(data)
@@ -481,7 +527,9 @@ RESERVATION_DUMPER = s.LeanDumper(s.ReservationSchema())
 @reservations_blp.response(
     201, s.ReservationCreatedSchema, headers=apidoc.CREATED_HEADERS, example=apidoc.EXAMPLES["reserved"]
 )
-@reservations_blp.alt_response(404, description="Unknown showtime")
+@reservations_blp.alt_response(
+    404, description="Unknown showtime", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
+)
 @reservations_blp.alt_response(409, description="A seat is taken, or the showtime started")
 def create_reservation(data):
     """Book one or more seats: all of them or none."""
@@ -498,7 +546,11 @@ def create_reservation(data):
 @login_required
 @reservations_blp.arguments(s.ReservationsQuerySchema, location="query")
 @reservations_blp.response(200, s.ReservationSchema(many=True), headers=apidoc.PAGE_HEADERS)
-@reservations_blp.alt_response(403, description="?all=true from someone who is not an admin")
+@reservations_blp.alt_response(
+    403,
+    description="?all=true from someone who is not an admin",
+    example=apidoc.ERROR_EXAMPLES["not_admin_all"],
+)
 def list_reservations(args):
     """Your reservations, newest first; admins may pass ?all=true."""
     if args["all"] and not current_user.is_admin:
@@ -510,8 +562,10 @@ def list_reservations(args):
 
 @reservations_blp.route("/reservations/<int:reservation_id>", methods=["GET"])
 @login_required
-@reservations_blp.response(200, s.ReservationSchema)
-@reservations_blp.alt_response(404, description="Unknown, or someone else's")
+@reservations_blp.response(200, s.ReservationSchema, example=apidoc.EXAMPLES["reservation_detail"])
+@reservations_blp.alt_response(
+    404, description="Unknown, or someone else's", example=apidoc.ERROR_EXAMPLES["reservation_not_found"]
+)
 def get_reservation(reservation_id):
     """One of your reservations."""
     return booking.get_reservation(reservation_id, current_user)
@@ -520,8 +574,14 @@ def get_reservation(reservation_id):
 @reservations_blp.route("/reservations/<int:reservation_id>", methods=["DELETE"])
 @login_required
 @reservations_blp.response(200, s.MessageSchema, example=apidoc.EXAMPLES["cancelled"])
-@reservations_blp.alt_response(404, description="Unknown, or someone else's")
-@reservations_blp.alt_response(409, description="Already cancelled, or the showtime started")
+@reservations_blp.alt_response(
+    404, description="Unknown, or someone else's", example=apidoc.ERROR_EXAMPLES["reservation_not_found"]
+)
+@reservations_blp.alt_response(
+    409,
+    description="Already cancelled, or the showtime started",
+    example=apidoc.ERROR_EXAMPLES["already_cancelled"],
+)
 def cancel_reservation(reservation_id):
     """Cancel your reservation; its seats are free again at once."""
     reservation = booking.cancel(reservation_id, current_user)
@@ -550,7 +610,9 @@ def admin_report(args):
 @health_blp.route("/health", methods=["GET"])
 @limiter.exempt  # polled by load balancers
 @health_blp.response(200, s.HealthSchema, example=apidoc.EXAMPLES["health"])
-@health_blp.alt_response(503, description="The database is unreachable")
+@health_blp.alt_response(
+    503, description="The database is unreachable", example=apidoc.ERROR_EXAMPLES["database_unreachable"]
+)
 def health():
     """Is the API up, and can it reach its database?"""
     try:
