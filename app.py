@@ -13,7 +13,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask, Response, current_app, jsonify, request, send_from_directory, url_for
 from flask_cors import CORS
 from flask_jwt_extended import current_user, get_jwt
-from flask_limiter import Limiter
+from flask_limiter import HeaderNames, Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_smorest import abort
@@ -47,7 +47,14 @@ def default_rate_limit():
     return current_app.config["DEFAULT_RATE_LIMIT"]
 
 
-limiter = Limiter(key_func=get_remote_address, default_limits=[default_rate_limit])
+# The limiter would put Retry-After on every answer it counts; it writes its wait
+# under this name instead, and security_headers passes it on for a 429 only.
+LIMITER_RETRY_AFTER = "X-RateLimit-Retry-After"
+limiter = Limiter(
+    key_func=get_remote_address,
+    default_limits=[default_rate_limit],
+    header_name_mapping={HeaderNames.RETRY_AFTER: LIMITER_RETRY_AFTER},
+)
 cors = CORS()
 migrate = Migrate(directory=MIGRATIONS, compare_type=True, render_as_batch=True)
 
@@ -83,6 +90,9 @@ def create_app(config=None):
     db.init_app(app)
     migrate.init_app(app, db)
     jwt.init_app(app)
+    # Registered before the limiter: after-request hooks run last registered first,
+    # so this one sees the limiter's headers.
+    app.after_request(security_headers)
     limiter.init_app(app)
     cors.init_app(app)
     api.init_app(app)
@@ -628,6 +638,27 @@ def not_modified(tag: str):
         response.set_etag(tag)
         return response
     return None
+
+
+# Answers with tokens or a user's profile, which no browser or proxy cache may keep.
+NO_STORE_ENDPOINTS = frozenset(
+    {"auth.register", "auth.login", "auth.refresh", "users.get_me", "users.list_users", "users.promote_user"}
+)
+# Only these answers ask the client to wait (the 503s set their own Retry-After).
+RETRY_STATUSES = frozenset({429, 503})
+
+
+def security_headers(response):
+    """On every answer: nosniff, Retry-After only where waiting helps, no-store on tokens and profiles."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    limiter_wait = response.headers.pop(LIMITER_RETRY_AFTER, None)
+    if response.status_code == 429 and limiter_wait is not None:
+        response.headers["Retry-After"] = limiter_wait
+    elif response.status_code not in RETRY_STATUSES:
+        response.headers.pop("Retry-After", None)
+    if request.endpoint in NO_STORE_ENDPOINTS:
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def etag_header(tag: str) -> dict:

@@ -31,7 +31,8 @@ DEFAULTS = {
     "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
     # Bearer tokens, not cookies: any origin may call the API unless narrowed.
     "CORS_ORIGINS": "*",
-    "CORS_EXPOSE_HEADERS": ["X-Total-Count", "Link", "Location"],
+    # ETag lets a browser poll with If-None-Match; Retry-After says how long to back off.
+    "CORS_EXPOSE_HEADERS": ["X-Total-Count", "Link", "Location", "ETag", "Retry-After"],
     "CORS_SEND_WILDCARD": True,  # "*" itself rather than the caller's origin echoed back
     "RATELIMIT_HEADERS_ENABLED": True,
     "PASSWORD_HASH_METHOD": "scrypt",

@@ -1,0 +1,194 @@
+"""Headers on every answer: nosniff, Retry-After, no-store, CORS, the docs' policy."""
+
+import base64
+import hashlib
+import io
+import re
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+
+from app import create_app
+from conftest import ADMIN, Cinema, assert_error, test_config
+from models import db
+from test_posters import PNG
+
+CREDENTIALS = {"username": ADMIN["username"], "password": ADMIN["password"]}
+ORIGIN = {"Origin": "https://frontend.example"}
+
+
+def exposed_headers(response) -> set:
+    return {name.strip().lower() for name in response.headers["Access-Control-Expose-Headers"].split(",")}
+
+
+def limited_app(tmp_path, **settings):
+    return create_app(test_config(tmp_path, RATELIMIT_ENABLED=True, **settings))
+
+
+# ---- CORS -------------------------------------------------------------------------
+
+
+def test_a_browser_may_read_the_etag_and_retry_after(client, cinema):
+    showtime = cinema.showtime_with_seats()
+
+    response = client.get(f"/showtimes/{showtime['id']}/seats", headers={**ORIGIN, **cinema.admin})
+
+    assert response.status_code == 200 and response.headers["ETag"]
+    assert {"etag", "retry-after", "x-total-count", "link", "location"} <= exposed_headers(response)
+
+
+# ---- Retry-After ------------------------------------------------------------------
+
+
+def test_retry_after_only_on_a_429(tmp_path):
+    client = limited_app(tmp_path, LOGIN_RATE_LIMIT="2 per minute").test_client()
+
+    first = client.post("/login", json=CREDENTIALS)
+    listed = client.get("/movies", headers={"Authorization": f"Bearer {first.json['access_token']}"})
+    client.post("/login", json=CREDENTIALS)
+    refused = client.post("/login", json=CREDENTIALS)
+
+    for counted in (first, listed):
+        assert counted.status_code == 200
+        assert "Retry-After" not in counted.headers
+        assert int(counted.headers["X-RateLimit-Remaining"]) >= 0  # the limiter's own headers stay
+    assert_error(refused, 429)
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+
+
+def test_a_503_keeps_its_own_retry_after_under_rate_limits(tmp_path):
+    app = limited_app(tmp_path)
+    client = app.test_client()
+
+    def outage(connection, cursor, statement, parameters, context, executemany):
+        raise OperationalError(statement, parameters, Exception("server closed the connection"))
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", outage)
+    response = client.post("/login", json=CREDENTIALS)
+    with app.app_context():
+        event.remove(db.engine, "before_cursor_execute", outage)
+
+    assert_error(response, 503)
+    # Not the rate-limit window's reset, which the limiter would put there.
+    assert response.headers["Retry-After"] == "1"
+
+
+# ---- nosniff ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def failing_app(tmp_path):
+    app = create_app(test_config(tmp_path, TESTING=False, PROPAGATE_EXCEPTIONS=False))
+
+    @app.route("/explode")
+    def explode():
+        raise RuntimeError("boom")
+
+    return app
+
+
+def test_nosniff_on_every_answer(failing_app):
+    client = failing_app.test_client()
+    cinema = Cinema(client)
+    movie = cinema.movie()
+    poster = client.post("/upload-poster", data={"image": (io.BytesIO(PNG), "p.png")}, headers=cinema.admin)
+    tag = client.get(f"/movies/{movie['id']}", headers=cinema.admin).headers["ETag"]
+    answers = {
+        "json": client.get("/movies", headers=cinema.admin),
+        "created": poster,
+        "poster": client.get(poster.json["url"]),
+        "not modified": client.get(f"/movies/{movie['id']}", headers={**cinema.admin, "If-None-Match": tag}),
+        "unauthorized": client.get("/movies"),
+        "unknown route": client.get("/nope"),
+        "wrong method": client.put("/health"),
+        "unsupported body": client.post("/movies", data="x", content_type="text/plain", headers=cinema.admin),
+        "internal error": client.get("/explode"),
+        "preflight": client.options("/movies", headers={**ORIGIN, "Access-Control-Request-Method": "GET"}),
+        "docs": client.get("/docs/"),
+        "docs redirect": client.get("/docs"),
+        "docs file": client.get("/docs/swagger-ui-bundle.js"),
+        "openapi": client.get("/openapi.json"),
+        "health": client.get("/health"),
+    }
+
+    assert [answer.status_code for answer in answers.values()] == [
+        200, 201, 200, 304, 401, 404, 405, 415, 500, 200, 200, 308, 200, 200, 200
+    ]
+    for name, answer in answers.items():
+        assert answer.headers.get("X-Content-Type-Options") == "nosniff", name
+
+
+def test_nosniff_on_a_429(tmp_path):
+    client = limited_app(tmp_path, LOGIN_RATE_LIMIT="1 per minute").test_client()
+    client.post("/login", json=CREDENTIALS)
+
+    response = client.post("/login", json=CREDENTIALS)
+
+    assert_error(response, 429)
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+# ---- no-store ---------------------------------------------------------------------
+
+
+def test_tokens_and_profiles_are_never_cached(client, cinema):
+    registered = client.post(
+        "/register", json={"username": "neo", "email": "neo@example.com", "password": "password123"}
+    )
+    login = client.post("/login", json={"username": "neo", "password": "password123"})
+    refresh = client.post("/refresh", headers={"Authorization": f"Bearer {login.json['refresh_token']}"})
+    answers = {
+        "register": registered,
+        "login": login,
+        "failed login": client.post("/login", json={"username": "neo", "password": "wrong-pass"}),
+        "refresh": refresh,
+        "me": client.get("/me", headers=cinema.admin),
+        "users": client.get("/users", headers=cinema.admin),
+        "promote": client.post(f"/users/promote/{registered.json['user']['id']}", headers=cinema.admin),
+    }
+
+    assert [answer.status_code for answer in answers.values()] == [201, 200, 401, 200, 200, 200, 200]
+    for name, answer in answers.items():
+        assert answer.headers.get("Cache-Control") == "no-store", name
+    # Other answers keep their caching (the movie list has none, posters a year).
+    assert "Cache-Control" not in client.get("/movies", headers=cinema.admin).headers
+
+
+# ---- the docs page ----------------------------------------------------------------
+
+
+def script_hash(script: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+
+
+@pytest.mark.parametrize("host", ["localhost", "docs.example.com:8443"])
+def test_docs_may_not_be_framed_and_allow_only_their_own_script(client, host):
+    page = client.get("/docs/", headers={"Host": host})
+    policy = page.headers["Content-Security-Policy"]
+    directives = {part.split()[0]: part.split()[1:] for part in policy.split("; ")}
+    (inline_script,) = re.findall(r"<script>(.*?)</script>", page.get_data(as_text=True), re.DOTALL)
+
+    assert page.status_code == 200
+    assert directives["frame-ancestors"] == ["'none'"]
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert directives["default-src"] == ["'none'"]
+    # Exactly the page's own inline script, whatever the Host header said.
+    assert directives["script-src"] == ["'self'", script_hash(inline_script)]
+    assert not any("unsafe" in value for values in directives.values() for value in values)
+    assert directives["connect-src"] == ["'self'"]
+
+
+def test_the_docs_files_carry_the_same_policy(client):
+    page = client.get("/docs/")
+
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "index.css"):
+        response = client.get(f"/docs/{name}")
+        assert response.status_code == 200
+        assert response.headers["Content-Security-Policy"] == page.headers["Content-Security-Policy"]
+        assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_api_answers_carry_no_docs_policy(client):
+    assert "Content-Security-Policy" not in client.get("/health").headers
