@@ -110,7 +110,9 @@ def store_poster(data: bytes) -> dict:
     if options:
         return upload_to_cloudinary(data, name, options)
     store_locally(data, name)
-    url = url_for(LOCAL_ENDPOINT, name=name, _external=True)
+    # Every user is shown this URL: it comes from the settings, never from the
+    # uploading request's Host header.
+    url = current_app.config["PUBLIC_URL"] + url_for(LOCAL_ENDPOINT, name=name)
     return {"url": url, "poster_url": url}
 
 

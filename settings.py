@@ -3,6 +3,7 @@
 import os
 import secrets
 from datetime import timedelta
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
@@ -35,6 +36,8 @@ DEFAULTS = {
     "CORS_EXPOSE_HEADERS": ["X-Total-Count", "Link", "Location", "ETag", "Retry-After"],
     "CORS_SEND_WILDCARD": True,  # "*" itself rather than the caller's origin echoed back
     "RATELIMIT_HEADERS_ENABLED": True,
+    # Where clients reach the API: the base of stored local poster URLs (never the Host header).
+    "PUBLIC_URL": "http://localhost:5500",
     "PASSWORD_HASH_METHOD": "scrypt",
     "LOG_LEVEL": "INFO",
     "ADMIN_USERNAME": None,
@@ -82,6 +85,7 @@ ENVIRONMENT = {
     "DEFAULT_RATE_LIMIT": ("DEFAULT_RATE_LIMIT", str),
     "RATELIMIT_KEY_PREFIX": ("RATELIMIT_KEY_PREFIX", str),
     "CORS_ORIGINS": ("CORS_ORIGINS", lambda v: [o.strip() for o in v.split(",") if o.strip()]),
+    "PUBLIC_URL": ("PUBLIC_URL", str),
     "RATELIMIT_ENABLED": ("RATELIMIT_ENABLED", lambda v: v.lower() in ("1", "true", "yes")),
     "ADMIN_USERNAME": ("ADMIN_USERNAME", str),
     "ADMIN_EMAIL": ("ADMIN_EMAIL", str),
@@ -142,11 +146,21 @@ def configure(app):
     except (ZoneInfoNotFoundError, ValueError):
         raise RuntimeError(f"CINEMA_TIMEZONE={config['CINEMA_TIMEZONE']!r} is unknown") from None
     config["SEAT_PRICE_CENTS"] = round(float(config["SEAT_PRICE"]) * 100)
+    config["PUBLIC_URL"] = public_url(config["PUBLIC_URL"])
     # The prefix of the counters' keys in Redis (several apps can share one server).
     config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"key_prefix": config["RATELIMIT_KEY_PREFIX"]})
     if not config["JWT_SECRET_KEY"]:
         config["JWT_SECRET_KEY"] = instance_secret(app)
     config["CLOUDINARY"] = posters.cloudinary_settings(config)
+
+
+def public_url(value: str) -> str:
+    """PUBLIC_URL without its trailing slash; anything but an http(s) URL stops the start."""
+    url = value.rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise RuntimeError(f"PUBLIC_URL={value!r} must look like https://cinema.example.com")
+    return url
 
 
 def instance_secret(app) -> str:

@@ -149,6 +149,7 @@ def clean_environment(monkeypatch):
         "CLOUDINARY_UPLOAD_PREFIX",
         "POSTER_FOLDER",
         "MAX_POSTER_BYTES",
+        "PUBLIC_URL",
         "RESEND_FROM",
         "RESEND_API_URL",
         "EMAIL_TIMEOUT",

@@ -69,11 +69,11 @@ def test_upload_and_fetch_back_each_format(client, cinema, kind):
     assert response.status_code == 201, response.json
     assert set(response.json) == {"url", "poster_url", "movie"}
     url = response.json["url"]
-    assert url.startswith("http://localhost/posters/")
+    assert url.startswith("http://localhost:5500/posters/")  # PUBLIC_URL's default
     assert response.json["poster_url"] == url
     assert response.json["movie"] is None
     assert response.headers["Location"] == url
-    fetched = client.get(url.removeprefix("http://localhost"))
+    fetched = client.get(url.removeprefix("http://localhost:5500"))
     assert fetched.status_code == 200
     assert fetched.data == data
     assert fetched.mimetype == content_type
@@ -81,15 +81,43 @@ def test_upload_and_fetch_back_each_format(client, cinema, kind):
     assert "immutable" in fetched.headers["Cache-Control"]
 
 
-def test_url_uses_the_request_host(client, cinema):
+def test_url_never_uses_the_request_host(tmp_path):
+    client = create_app(test_config(tmp_path, PUBLIC_URL="https://cinema.example.com/")).test_client()
+    admin = _admin(client)
+    movie = client.post("/movies", json={"title": "Heat", "genre": "Crime"}, headers=admin).json
+
     response = client.post(
         "/upload-poster",
-        data={"file": (io.BytesIO(PNG), "p.png")},
-        headers={**cinema.admin, "Host": "cinema.example.com:8080"},
+        data={"file": (io.BytesIO(PNG), "p.png"), "movie_id": str(movie["id"])},
+        headers={**admin, "Host": "evil.example"},
     )
 
     assert response.status_code == 201, response.json
-    assert response.json["url"].startswith("http://cinema.example.com:8080/posters/")
+    url = response.json["url"]
+    assert url.startswith("https://cinema.example.com/posters/")  # the trailing slash is dropped
+    assert response.headers["Location"] == url
+    # What every user is shown afterwards, on any host.
+    shown = client.get(f"/movies/{movie['id']}", headers={**admin, "Host": "cinema.example.com"})
+    assert shown.json["poster_url"] == url
+    listed = client.get("/movies", headers=admin).json
+    assert [item["poster_url"] for item in listed] == [url]
+
+
+def test_public_url_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("PUBLIC_URL", "https://api.cinema.example/v1")
+    client = create_app(test_config(tmp_path)).test_client()
+
+    response = upload(client, _admin(client), PNG)
+
+    assert response.json["url"].startswith("https://api.cinema.example/v1/posters/")
+
+
+@pytest.mark.parametrize(
+    "public_url", ["cinema.example.com", "ftp://cinema.example.com", "https://", "https://a.example/?x=1"]
+)
+def test_a_bad_public_url_stops_the_start(tmp_path, public_url):
+    with pytest.raises(RuntimeError, match="PUBLIC_URL"):
+        create_app(test_config(tmp_path, PUBLIC_URL=public_url))
 
 
 def test_same_image_twice_gives_the_same_url(client, cinema):
