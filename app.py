@@ -19,6 +19,7 @@ from flask_migrate import Migrate
 from flask_smorest import abort
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import apidoc
 import auth
@@ -87,6 +88,11 @@ def create_app(config=None):
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.setLevel(app.config["LOG_LEVEL"])
 
+    if app.config["TRUSTED_PROXIES"]:
+        # The client's address from X-Forwarded-For, counted from the right so a client
+        # cannot choose it, and the scheme the nearest proxy was reached by. Not the
+        # forwarded host: PUBLIC_URL names the API wherever a URL is kept.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"], x_proto=1)
     db.init_app(app)
     migrate.init_app(app, db)
     jwt.init_app(app)

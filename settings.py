@@ -36,6 +36,8 @@ DEFAULTS = {
     "CORS_EXPOSE_HEADERS": ["X-Total-Count", "Link", "Location", "ETag", "Retry-After"],
     "CORS_SEND_WILDCARD": True,  # "*" itself rather than the caller's origin echoed back
     "RATELIMIT_HEADERS_ENABLED": True,
+    # Proxies in front of the app whose X-Forwarded-For (and -Proto) are believed; 0 = none.
+    "TRUSTED_PROXIES": 0,
     # Where clients reach the API: the base of stored local poster URLs (never the Host header).
     "PUBLIC_URL": "http://localhost:5500",
     "PASSWORD_HASH_METHOD": "scrypt",
@@ -85,6 +87,7 @@ ENVIRONMENT = {
     "DEFAULT_RATE_LIMIT": ("DEFAULT_RATE_LIMIT", str),
     "RATELIMIT_KEY_PREFIX": ("RATELIMIT_KEY_PREFIX", str),
     "CORS_ORIGINS": ("CORS_ORIGINS", lambda v: [o.strip() for o in v.split(",") if o.strip()]),
+    "TRUSTED_PROXIES": ("TRUSTED_PROXIES", int),
     "PUBLIC_URL": ("PUBLIC_URL", str),
     "RATELIMIT_ENABLED": ("RATELIMIT_ENABLED", lambda v: v.lower() in ("1", "true", "yes")),
     "ADMIN_USERNAME": ("ADMIN_USERNAME", str),
@@ -147,6 +150,8 @@ def configure(app):
         raise RuntimeError(f"CINEMA_TIMEZONE={config['CINEMA_TIMEZONE']!r} is unknown") from None
     config["SEAT_PRICE_CENTS"] = round(float(config["SEAT_PRICE"]) * 100)
     config["PUBLIC_URL"] = public_url(config["PUBLIC_URL"])
+    if config["TRUSTED_PROXIES"] < 0:
+        raise RuntimeError(f"TRUSTED_PROXIES={config['TRUSTED_PROXIES']!r} must be 0 or more")
     # The prefix of the counters' keys in Redis (several apps can share one server).
     config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"key_prefix": config["RATELIMIT_KEY_PREFIX"]})
     if not config["JWT_SECRET_KEY"]:

@@ -150,6 +150,7 @@ def clean_environment(monkeypatch):
         "POSTER_FOLDER",
         "MAX_POSTER_BYTES",
         "PUBLIC_URL",
+        "TRUSTED_PROXIES",
         "RESEND_FROM",
         "RESEND_API_URL",
         "EMAIL_TIMEOUT",

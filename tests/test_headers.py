@@ -1,4 +1,5 @@
-"""Headers on every answer: nosniff, Retry-After, no-store, CORS, the docs' policy."""
+"""Headers on every answer (nosniff, Retry-After, no-store, CORS, the docs' policy),
+and clients behind proxies."""
 
 import base64
 import hashlib
@@ -192,3 +193,75 @@ def test_the_docs_files_carry_the_same_policy(client):
 
 def test_api_answers_carry_no_docs_policy(client):
     assert "Content-Security-Policy" not in client.get("/health").headers
+
+
+# ---- behind reverse proxies -------------------------------------------------------
+
+PROXY = {"REMOTE_ADDR": "10.0.0.1"}  # every request arrives from the proxy
+
+
+def login_from(client, forwarded_for):
+    return client.post(
+        "/login", json=CREDENTIALS, headers={"X-Forwarded-For": forwarded_for}, environ_base=PROXY
+    )
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_login_budget(tmp_path):
+    client = limited_app(tmp_path, TRUSTED_PROXIES=1, LOGIN_RATE_LIMIT="2 per minute").test_client()
+
+    assert login_from(client, "203.0.113.1").status_code == 200
+    assert login_from(client, "203.0.113.1").status_code == 200
+    assert_error(login_from(client, "203.0.113.1"), 429)
+
+    assert login_from(client, "203.0.113.2").status_code == 200
+
+
+def test_a_client_cannot_choose_its_address_through_a_trusted_proxy(tmp_path):
+    client = limited_app(tmp_path, TRUSTED_PROXIES=1, LOGIN_RATE_LIMIT="2 per minute").test_client()
+    login_from(client, "203.0.113.1")
+    login_from(client, "203.0.113.1")
+
+    # The proxy appends the address it saw; what the client sent before it is not believed.
+    assert_error(login_from(client, "198.51.100.7, 203.0.113.1"), 429)
+
+
+def test_two_trusted_proxies(tmp_path):
+    client = limited_app(tmp_path, TRUSTED_PROXIES=2, LOGIN_RATE_LIMIT="1 per minute").test_client()
+
+    assert login_from(client, "203.0.113.1, 10.0.0.2").status_code == 200
+    assert login_from(client, "203.0.113.2, 10.0.0.2").status_code == 200
+    assert_error(login_from(client, "198.51.100.7, 203.0.113.1, 10.0.0.2"), 429)
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(tmp_path):
+    client = limited_app(tmp_path, LOGIN_RATE_LIMIT="2 per minute").test_client()
+
+    assert login_from(client, "203.0.113.1").status_code == 200
+    assert login_from(client, "203.0.113.2").status_code == 200
+    assert_error(login_from(client, "203.0.113.3"), 429)  # one budget: the proxy's
+
+
+@pytest.mark.parametrize("trusted, scheme", [(1, "https"), (0, "http")])
+def test_the_scheme_the_proxy_was_reached_by(tmp_path, trusted, scheme):
+    client = create_app(test_config(tmp_path, TRUSTED_PROXIES=trusted)).test_client()
+    admin = Cinema(client).admin
+
+    response = client.get("/movies", headers={**admin, "X-Forwarded-Proto": "https"}, environ_base=PROXY)
+
+    assert response.headers["Link"].startswith(f"<{scheme}://localhost/movies?")
+
+
+def test_trusted_proxies_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRUSTED_PROXIES", "1")
+    client = limited_app(tmp_path, LOGIN_RATE_LIMIT="1 per minute").test_client()
+
+    assert login_from(client, "203.0.113.1").status_code == 200
+    assert login_from(client, "203.0.113.2").status_code == 200
+
+
+@pytest.mark.parametrize("value", ["-1", "two"])
+def test_a_bad_trusted_proxies_stops_the_start(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("TRUSTED_PROXIES", value)
+
+    with pytest.raises(RuntimeError, match="TRUSTED_PROXIES"):
+        create_app(test_config(tmp_path))
