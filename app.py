@@ -294,7 +294,11 @@ def poster_upload(with_movie_id: bool):
         admin_required,
         movies_blp.doc(requestBody=apidoc.poster_request_body(with_movie_id)),
         movies_blp.response(201, s.PosterSchema),
-        movies_blp.alt_response(400, description="Not a JPEG, PNG, WebP or GIF image, or a bad movie_id"),
+        movies_blp.alt_response(
+            400,
+            description="Not a whole JPEG, PNG, WebP or GIF image, one over MAX_POSTER_PIXELS "
+            "or with HTML in it, or a bad movie_id",
+        ),
         movies_blp.alt_response(404, description="No such movie"),
         movies_blp.alt_response(413, description="The image is over MAX_POSTER_BYTES"),
         movies_blp.alt_response(502, description="The image host failed; nothing changed"),

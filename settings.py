@@ -50,6 +50,8 @@ DEFAULTS = {
     "RESEND_API_URL": "https://api.resend.com",
     "EMAIL_TIMEOUT": 5,
     "MAX_POSTER_BYTES": 5 * 1024 * 1024,
+    # Width x height a poster's header may claim: more is refused before anyone decodes it.
+    "MAX_POSTER_PIXELS": 50_000_000,
     "POSTER_FOLDER": None,  # instance/posters when unset
     "CLOUDINARY_URL": None,
     "CLOUDINARY_CLOUD_NAME": None,
@@ -98,6 +100,7 @@ ENVIRONMENT = {
     "RESEND_API_URL": ("RESEND_API_URL", str),
     "EMAIL_TIMEOUT": ("EMAIL_TIMEOUT", float),
     "MAX_POSTER_BYTES": ("MAX_POSTER_BYTES", int),
+    "MAX_POSTER_PIXELS": ("MAX_POSTER_PIXELS", int),
     "POSTER_FOLDER": ("POSTER_FOLDER", str),
     "CLOUDINARY_URL": ("CLOUDINARY_URL", str),
     "CLOUDINARY_CLOUD_NAME": ("CLOUDINARY_CLOUD_NAME", str),

@@ -149,6 +149,7 @@ def clean_environment(monkeypatch):
         "CLOUDINARY_UPLOAD_PREFIX",
         "POSTER_FOLDER",
         "MAX_POSTER_BYTES",
+        "MAX_POSTER_PIXELS",
         "PUBLIC_URL",
         "TRUSTED_PROXIES",
         "RESEND_FROM",
