@@ -186,6 +186,12 @@ EXAMPLES = {
         ],
     },
     "health": {"status": "ok", "database": "ok"},
+    "health_failure": {
+        "status": 503,
+        "error": "Service Unavailable",
+        "message": "The database is read-only: bookings and changes would fail.",
+        "errors": {"database": ["read-only"]},
+    },
 }
 
 

@@ -17,8 +17,7 @@ from flask_limiter import HeaderNames, Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_smorest import abort
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import apidoc
@@ -31,9 +30,9 @@ import schemas as s
 import settings
 from auth import admin_required, any_token_required, jwt, login_required, refresh_token_required
 from cli import register_commands
-from database import MIGRATIONS, configure_sqlite, migrate_database
+from database import DATABASE_PROBLEMS, MIGRATIONS, configure_sqlite, database_health, migrate_database
 from emails import send_booking_confirmation, send_cancellation
-from errors import register_error_handlers, register_request_guards
+from errors import error_response, register_error_handlers, register_request_guards
 from models import User, db, utcnow
 
 log = logging.getLogger("cinema")  # emails.py logs under "cinema.emails"
@@ -569,14 +568,16 @@ def admin_report(args):
 @health_blp.route("/health", methods=["GET"])
 @limiter.exempt  # polled by load balancers
 @health_blp.response(200, s.HealthSchema, example=apidoc.EXAMPLES["health"])
-@health_blp.alt_response(503, description="The database is unreachable")
+@health_blp.alt_response(
+    503,
+    description="The database is unreachable, read-only or out of disk space (errors.database says which)",
+    example=apidoc.EXAMPLES["health_failure"],
+)
 def health():
-    """Is the API up, and can it reach its database?"""
-    try:
-        db.session.execute(text("SELECT 1"))
-    except OperationalError:
-        db.session.rollback()
-        abort(503, message="The database is unreachable.")
+    """Is the API up, and can its database take writes?"""
+    state = database_health()
+    if state != "ok":
+        return error_response(503, DATABASE_PROBLEMS[state], errors={"database": [state]})
     return {"status": "ok", "database": "ok"}
 
 

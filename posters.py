@@ -10,6 +10,7 @@ by the SHA-256 of their content, so the same image is stored once and never chan
 
 import base64
 import binascii
+import errno
 import hashlib
 import logging
 import os
@@ -25,6 +26,7 @@ from cloudinary.exceptions import Error as CloudinaryError
 from flask import current_app, request, url_for
 from flask_smorest import abort
 
+from errors import Refused
 from models import db
 
 log = logging.getLogger("cinema.posters")
@@ -51,6 +53,16 @@ class NotAnImage(ValueError):
 
 class ImageHostError(RuntimeError):
     """The image host refused the request or could not be reached."""
+
+
+class StorageFull(Refused):
+    """The poster folder cannot take the file (disk full, over quota, read-only); nothing changed."""
+
+    status = 503
+
+
+# What a full or read-only poster folder fails with; any other OSError is a bug (500).
+STORAGE_FULL_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 # ---- checking the bytes -----------------------------------------------------------
@@ -247,7 +259,8 @@ def store_poster(data: bytes) -> dict:
     """Store an image and return its ``url`` and a poster-size ``poster_url``.
 
     Raises NotAnImage for anything but a whole JPEG, PNG, WebP or GIF that passes
-    check_image, and ImageHostError when Cloudinary fails.
+    check_image, ImageHostError when Cloudinary fails, and StorageFull when the
+    local folder cannot take the file.
     """
     extension = check_image(data)
     name = f"{hashlib.sha256(data).hexdigest()}.{extension}"
@@ -322,19 +335,25 @@ def local_folder() -> str:
 
 def store_locally(data: bytes, name: str) -> None:
     folder = local_folder()
-    os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, name)
-    if os.path.exists(path):
-        return  # same content, same name: already stored
-    # Written aside and renamed, so a reader never sees half a file.
-    descriptor, temporary = tempfile.mkstemp(dir=folder, suffix=".part")
     try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+        os.makedirs(folder, exist_ok=True)
+        if os.path.exists(path):
+            return  # same content, same name: already stored
+        # Written aside and renamed, so a reader never sees half a file.
+        descriptor, temporary = tempfile.mkstemp(dir=folder, suffix=".part")
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    except OSError as error:
+        if error.errno not in STORAGE_FULL_ERRORS:
+            raise
+        log.error("Cannot store poster %s in %s: %s", name, folder, error)
+        raise StorageFull("The poster storage is full or read-only; nothing was changed.") from None
 
 
 def local_poster(name: str) -> tuple[str, str] | None:

@@ -1,10 +1,12 @@
 """Headers on every answer (nosniff, Retry-After, no-store, CORS, the docs' policy),
-and clients behind proxies."""
+what /health says about a database that cannot write, and clients behind proxies."""
 
 import base64
 import hashlib
 import io
+import os
 import re
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import event
@@ -193,6 +195,96 @@ def test_the_docs_files_carry_the_same_policy(client):
 
 def test_api_answers_carry_no_docs_policy(client):
     assert "Content-Security-Policy" not in client.get("/health").headers
+
+
+# ---- /health ----------------------------------------------------------------------
+
+
+def sqlite_app(tmp_path):
+    """An app on a SQLite file, whichever database the suite runs on."""
+    return create_app(test_config(tmp_path, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'own.db'}"))
+
+
+def test_health_of_a_writable_database(tmp_path):
+    response = sqlite_app(tmp_path).test_client().get("/health")
+
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "database": "ok"}
+
+
+def refuse_every_statement(connection, cursor, statement, parameters, context, executemany):
+    raise OperationalError(statement, parameters, Exception("unable to open database file"))
+
+
+@pytest.mark.parametrize("read_only", ["file", "folder", "mount"])
+def test_health_of_a_read_only_sqlite_database(tmp_path, monkeypatch, read_only):
+    app = sqlite_app(tmp_path)
+    client = app.test_client()
+    locked = str(tmp_path / "own.db") if read_only == "file" else str(tmp_path)
+    access = os.access
+    # Root may write any file, so the test says what a read-only file or folder answers.
+    monkeypatch.setattr(os, "access", lambda path, mode: str(path) != locked and access(path, mode))
+    if read_only == "mount":  # where SQLite cannot even open its write-ahead log
+        with app.app_context():
+            event.listen(db.engine, "before_cursor_execute", refuse_every_statement)
+
+    response = client.get("/health")
+
+    body = assert_error(response, 503, "read-only")
+    assert body["errors"] == {"database": ["read-only"]}
+
+
+def test_health_of_a_full_disk(tmp_path, monkeypatch):
+    client = sqlite_app(tmp_path).test_client()
+    statvfs = os.statvfs
+
+    def full(path):
+        real = statvfs(path)
+        return SimpleNamespace(f_bavail=0, f_frsize=real.f_frsize, f_flag=real.f_flag)
+
+    monkeypatch.setattr(os, "statvfs", full)
+
+    body = assert_error(client.get("/health"), 503, "disk is full")
+    assert body["errors"] == {"database": ["full"]}
+
+
+def test_health_of_an_unreachable_database(app, client):
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", refuse_every_statement)
+    response = client.get("/health")
+    with app.app_context():
+        event.remove(db.engine, "before_cursor_execute", refuse_every_statement)
+
+    body = assert_error(response, 503, "unreachable")
+    assert body["errors"] == {"database": ["unreachable"]}
+    assert client.get("/health").status_code == 200
+
+
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def test_health_of_a_read_only_postgresql_server(tmp_path):
+    """As a hot standby, or a server with default_transaction_read_only, answers."""
+    app = create_app(
+        test_config(
+            tmp_path,
+            SQLALCHEMY_DATABASE_URI=POSTGRES_URL,
+            SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"options": "-c default_transaction_read_only=on"}},
+            CREATE_TABLES=False,
+            ADMIN_USERNAME=None,
+        )
+    )
+
+    body = assert_error(app.test_client().get("/health"), 503, "read-only")
+    assert body["errors"] == {"database": ["read-only"]}
+
+
+def test_health_of_a_writable_postgresql_server(tmp_path):
+    app = create_app(
+        test_config(tmp_path, SQLALCHEMY_DATABASE_URI=POSTGRES_URL, CREATE_TABLES=False, ADMIN_USERNAME=None)
+    )
+
+    assert app.test_client().get("/health").json == {"status": "ok", "database": "ok"}
 
 
 # ---- behind reverse proxies -------------------------------------------------------

@@ -1,8 +1,11 @@
 """Poster uploads: checked by content, stored locally or on (a fake) Cloudinary."""
 
 import base64
+import errno
 import io
+import os
 import struct
+import tempfile
 import zipfile
 import zlib
 
@@ -120,6 +123,37 @@ def test_public_url_from_the_environment(tmp_path, monkeypatch):
 def test_a_bad_public_url_stops_the_start(tmp_path, public_url):
     with pytest.raises(RuntimeError, match="PUBLIC_URL"):
         create_app(test_config(tmp_path, PUBLIC_URL=public_url))
+
+
+class FullDisk(io.FileIO):
+    """A file whose writes fail the way a full, over-quota or read-only disk fails them."""
+
+    code = errno.ENOSPC
+
+    def write(self, data):
+        raise OSError(self.code, os.strerror(self.code))
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EROFS])
+def test_a_full_disk_is_a_503_and_changes_nothing(client, cinema, tmp_path, monkeypatch, code):
+    movie = cinema.movie(poster_url="https://example.com/old.jpg")
+    monkeypatch.setattr(FullDisk, "code", code)
+    monkeypatch.setattr(os, "fdopen", lambda descriptor, mode: FullDisk(descriptor, mode.replace("b", "")))
+
+    response = upload(client, cinema.admin, PNG, movie_id=str(movie["id"]))
+
+    assert_error(response, 503, "full or read-only")
+    assert movie_poster(cinema, movie["id"]) == "https://example.com/old.jpg"
+    assert list((tmp_path / "posters").iterdir()) == []  # no half-written file left
+
+
+def test_a_read_only_poster_folder_is_a_503(client, cinema, tmp_path, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+
+    assert_error(upload(client, cinema.admin, PNG), 503, "full or read-only")
 
 
 def test_same_image_twice_gives_the_same_url(client, cinema):
