@@ -1,5 +1,8 @@
 """What the OpenAPI document says beyond the schemas: errors, headers, security, examples."""
 
+import base64
+import hashlib
+import re
 from copy import deepcopy
 from http import HTTPStatus
 
@@ -104,7 +107,9 @@ ERROR_EXAMPLES = {
     "not_admin_all": error_example(403, "Only admins may list every reservation."),
     "reservation_not_found": error_example(404, "Reservation 7 not found."),
     "already_cancelled": error_example(409, "Reservation 7 is already cancelled."),
-    "database_unreachable": error_example(503, "The database is unreachable."),
+    "database_unreachable": error_example(
+        503, "The database is unreachable.", errors={"database": ["unreachable"]}
+    ),
 }
 
 
@@ -235,20 +240,62 @@ EXAMPLES = {
 }
 
 
+DOCS_URL = "/docs"
+# Everything the page needs comes from this server. Its one inline script (the
+# Swagger UI set-up in flask-swagger-ui's page) is allowed by its hash, filled in
+# at start-up. Styles come from the stylesheets, plus one <style> by hash rather
+# than 'unsafe-inline' (Swagger UI sets element styles from script, which a policy
+# does not restrict). Icons are data: URLs in its CSS; "Try it out" shows images
+# from blob: URLs.
+DOCS_POLICY = (
+    "default-src 'none'; script-src 'self' {script_hashes}; "
+    # The <style> in Swagger UI's logo (swagger-ui-standalone-preset.js): should an
+    # update change it, the logo loses its colours and e2e/ reports the violation.
+    "style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; "
+    "img-src 'self' data: blob:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+INLINE_SCRIPT_RE = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
 def docs_blueprint():
     """Swagger UI at /docs, from the files the flask-swagger-ui package installs."""
     from flask_swagger_ui import get_swaggerui_blueprint
 
-    return get_swaggerui_blueprint(
-        "/docs",
+    blueprint = get_swaggerui_blueprint(
+        DOCS_URL,
         "/openapi.json",
         config={
             "app_name": "Movie Cinema Booking API",
             "validatorUrl": None,  # the default badge would call an outside validator
             "persistAuthorization": True,
             "displayRequestDuration": True,
+            # Left out, it is built from the request's Host, and the inline script
+            # would differ (and need another hash) for every host name.
+            "oauth2RedirectUrl": DOCS_URL + "/oauth2-redirect.html",
         },
     )
+    headers = {"X-Frame-Options": "DENY"}
+
+    @blueprint.record_once
+    def hash_the_inline_script(state):
+        # The page as flask-swagger-ui renders it, so an update of its template cannot
+        # leave a stale hash behind. No request changes the script (see oauth2RedirectUrl);
+        # were one to, the browser would block it rather than run it.
+        with state.app.test_request_context(DOCS_URL + "/"):
+            page = state.app.view_functions[f"{blueprint.name}.show"]()
+        hashes = " ".join(
+            "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+            for script in INLINE_SCRIPT_RE.findall(page)
+        )
+        headers["Content-Security-Policy"] = DOCS_POLICY.format(script_hashes=hashes)
+
+    @blueprint.after_request
+    def forbid_framing_and_foreign_content(response):
+        response.headers.update(headers)
+        return response
+
+    return blueprint
 
 
 def ecma_pattern(converter, field, ret, **kwargs):

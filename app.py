@@ -13,12 +13,12 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask, Response, current_app, jsonify, request, send_from_directory, url_for
 from flask_cors import CORS
 from flask_jwt_extended import current_user, get_jwt
-from flask_limiter import Limiter
+from flask_limiter import HeaderNames, Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_smorest import abort
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import apidoc
 import auth
@@ -30,9 +30,9 @@ import schemas as s
 import settings
 from auth import admin_required, any_token_required, jwt, login_required, refresh_token_required
 from cli import register_commands
-from database import MIGRATIONS, configure_sqlite, migrate_database
+from database import DATABASE_PROBLEMS, MIGRATIONS, configure_sqlite, database_health, migrate_database
 from emails import send_booking_confirmation, send_cancellation
-from errors import register_error_handlers, register_request_guards
+from errors import error_response, register_error_handlers, register_request_guards
 from models import User, db, utcnow
 
 log = logging.getLogger("cinema")  # emails.py logs under "cinema.emails"
@@ -47,7 +47,14 @@ def default_rate_limit():
     return current_app.config["DEFAULT_RATE_LIMIT"]
 
 
-limiter = Limiter(key_func=get_remote_address, default_limits=[default_rate_limit])
+# The limiter would put Retry-After on every answer it counts; it writes its wait
+# under this name instead, and security_headers passes it on for a 429 only.
+LIMITER_RETRY_AFTER = "X-RateLimit-Retry-After"
+limiter = Limiter(
+    key_func=get_remote_address,
+    default_limits=[default_rate_limit],
+    header_name_mapping={HeaderNames.RETRY_AFTER: LIMITER_RETRY_AFTER},
+)
 cors = CORS()
 migrate = Migrate(directory=MIGRATIONS, compare_type=True, render_as_batch=True)
 
@@ -80,9 +87,17 @@ def create_app(config=None):
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.setLevel(app.config["LOG_LEVEL"])
 
+    if app.config["TRUSTED_PROXIES"]:
+        # The client's address from X-Forwarded-For, counted from the right so a client
+        # cannot choose it, and the scheme the nearest proxy was reached by. Not the
+        # forwarded host: PUBLIC_URL names the API wherever a URL is kept.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"], x_proto=1)
     db.init_app(app)
     migrate.init_app(app, db)
     jwt.init_app(app)
+    # Registered before the limiter: after-request hooks run last registered first,
+    # so this one sees the limiter's headers.
+    app.after_request(security_headers)
     limiter.init_app(app)
     cors.init_app(app)
     api.init_app(app)
@@ -296,7 +311,8 @@ def poster_upload(with_movie_id: bool):
         movies_blp.response(201, s.PosterSchema),
         movies_blp.alt_response(
             400,
-            description="Not a JPEG, PNG, WebP or GIF image, or a bad movie_id",
+            description="Not a whole JPEG, PNG, WebP or GIF image, one over MAX_POSTER_PIXELS "
+            "or with HTML in it, or a bad movie_id",
             example=apidoc.ERROR_EXAMPLES["not_an_image"],
         ),
         movies_blp.alt_response(404, description="No such movie"),
@@ -611,15 +627,15 @@ def admin_report(args):
 @limiter.exempt  # polled by load balancers
 @health_blp.response(200, s.HealthSchema, example=apidoc.EXAMPLES["health"])
 @health_blp.alt_response(
-    503, description="The database is unreachable", example=apidoc.ERROR_EXAMPLES["database_unreachable"]
+    503,
+    description="The database is unreachable, read-only or out of disk space (errors.database says which)",
+    example=apidoc.ERROR_EXAMPLES["database_unreachable"],
 )
 def health():
-    """Is the API up, and can it reach its database?"""
-    try:
-        db.session.execute(text("SELECT 1"))
-    except OperationalError:
-        db.session.rollback()
-        abort(503, message="The database is unreachable.")
+    """Is the API up, and can its database take writes?"""
+    state = database_health()
+    if state != "ok":
+        return error_response(503, DATABASE_PROBLEMS[state], errors={"database": [state]})
     return {"status": "ok", "database": "ok"}
 
 
@@ -691,6 +707,27 @@ def not_modified(tag: str):
         response.set_etag(tag)
         return response
     return None
+
+
+# Answers with tokens or a user's profile, which no browser or proxy cache may keep.
+NO_STORE_ENDPOINTS = frozenset(
+    {"auth.register", "auth.login", "auth.refresh", "users.get_me", "users.list_users", "users.promote_user"}
+)
+# Only these answers ask the client to wait (the 503s set their own Retry-After).
+RETRY_STATUSES = frozenset({429, 503})
+
+
+def security_headers(response):
+    """On every answer: nosniff, Retry-After only where waiting helps, no-store on tokens and profiles."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    limiter_wait = response.headers.pop(LIMITER_RETRY_AFTER, None)
+    if response.status_code == 429 and limiter_wait is not None:
+        response.headers["Retry-After"] = limiter_wait
+    elif response.status_code not in RETRY_STATUSES:
+        response.headers.pop("Retry-After", None)
+    if request.endpoint in NO_STORE_ENDPOINTS:
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def etag_header(tag: str) -> dict:

@@ -3,6 +3,7 @@
 import os
 import secrets
 from datetime import timedelta
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
@@ -33,9 +34,14 @@ DEFAULTS = {
     "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
     # Bearer tokens, not cookies: any origin may call the API unless narrowed.
     "CORS_ORIGINS": "*",
-    "CORS_EXPOSE_HEADERS": ["X-Total-Count", "Link", "Location"],
+    # ETag lets a browser poll with If-None-Match; Retry-After says how long to back off.
+    "CORS_EXPOSE_HEADERS": ["X-Total-Count", "Link", "Location", "ETag", "Retry-After"],
     "CORS_SEND_WILDCARD": True,  # "*" itself rather than the caller's origin echoed back
     "RATELIMIT_HEADERS_ENABLED": True,
+    # Proxies in front of the app whose X-Forwarded-For (and -Proto) are believed; 0 = none.
+    "TRUSTED_PROXIES": 0,
+    # Where clients reach the API: the base of stored local poster URLs (never the Host header).
+    "PUBLIC_URL": "http://localhost:5500",
     "PASSWORD_HASH_METHOD": "scrypt",
     "LOG_LEVEL": "INFO",
     "ADMIN_USERNAME": None,
@@ -49,6 +55,8 @@ DEFAULTS = {
     # send): send-pending-emails then sends it. Younger ones may be in flight.
     "EMAIL_PENDING_AFTER_MINUTES": 10,
     "MAX_POSTER_BYTES": 5 * 1024 * 1024,
+    # Width x height a poster's header may claim: more is refused before anyone decodes it.
+    "MAX_POSTER_PIXELS": 50_000_000,
     "POSTER_FOLDER": None,  # instance/posters when unset
     "CLOUDINARY_URL": None,
     "CLOUDINARY_CLOUD_NAME": None,
@@ -89,6 +97,8 @@ ENVIRONMENT = {
     "RATELIMIT_KEY_PREFIX": ("RATELIMIT_KEY_PREFIX", str),
     "RATELIMIT_STORAGE_TIMEOUT": ("RATELIMIT_STORAGE_TIMEOUT", float),
     "CORS_ORIGINS": ("CORS_ORIGINS", lambda v: [o.strip() for o in v.split(",") if o.strip()]),
+    "TRUSTED_PROXIES": ("TRUSTED_PROXIES", int),
+    "PUBLIC_URL": ("PUBLIC_URL", str),
     "RATELIMIT_ENABLED": ("RATELIMIT_ENABLED", lambda v: v.lower() in ("1", "true", "yes")),
     "ADMIN_USERNAME": ("ADMIN_USERNAME", str),
     "ADMIN_EMAIL": ("ADMIN_EMAIL", str),
@@ -99,6 +109,7 @@ ENVIRONMENT = {
     "EMAIL_TIMEOUT": ("EMAIL_TIMEOUT", float),
     "EMAIL_PENDING_AFTER_MINUTES": ("EMAIL_PENDING_AFTER_MINUTES", int),
     "MAX_POSTER_BYTES": ("MAX_POSTER_BYTES", int),
+    "MAX_POSTER_PIXELS": ("MAX_POSTER_PIXELS", int),
     "POSTER_FOLDER": ("POSTER_FOLDER", str),
     "CLOUDINARY_URL": ("CLOUDINARY_URL", str),
     "CLOUDINARY_CLOUD_NAME": ("CLOUDINARY_CLOUD_NAME", str),
@@ -161,6 +172,9 @@ def configure(app):
         **rate_limit_storage_options(config),
         **config.get("RATELIMIT_STORAGE_OPTIONS", {}),
     }
+    config["PUBLIC_URL"] = public_url(config["PUBLIC_URL"])
+    if config["TRUSTED_PROXIES"] < 0:
+        raise RuntimeError(f"TRUSTED_PROXIES={config['TRUSTED_PROXIES']!r} must be 0 or more")
     if not config["JWT_SECRET_KEY"]:
         config["JWT_SECRET_KEY"] = instance_secret(app)
     secret = config["JWT_SECRET_KEY"]
@@ -182,6 +196,15 @@ def rate_limit_storage_options(config) -> dict:
         timeout = config["RATELIMIT_STORAGE_TIMEOUT"]
         options.update(socket_connect_timeout=timeout, socket_timeout=timeout)
     return options
+
+
+def public_url(value: str) -> str:
+    """PUBLIC_URL without its trailing slash; anything but an http(s) URL stops the start."""
+    url = value.rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise RuntimeError(f"PUBLIC_URL={value!r} must look like https://cinema.example.com")
+    return url
 
 
 def instance_secret(app) -> str:
