@@ -1,5 +1,8 @@
 """What the OpenAPI document says beyond the schemas: errors, headers, security, examples."""
 
+import base64
+import hashlib
+import re
 from copy import deepcopy
 from http import HTTPStatus
 
@@ -61,7 +64,7 @@ ERROR_MESSAGES = {
     409: "Seats A1 are already booked; nothing was booked.",
     413: "The data value transmitted exceeds the capacity limit.",
     415: "Send the body as JSON (Content-Type: application/json).",
-    429: "Too many requests: 10 per 1 minute.",
+    429: "10 per 1 minute",
     500: "Something went wrong on our side (error id 3f2a9c1b7d4e).",
     503: "The database is busy or unreachable; try again.",
 }
@@ -72,14 +75,43 @@ ERROR_EXTRAS = {
 }
 
 
-def error_example(status: int, message: str | None = None) -> dict:
-    """An error body in the contract's shape."""
-    return {
-        "status": status,
-        "error": HTTPStatus(status).phrase,
-        "message": message or ERROR_MESSAGES.get(status, HTTPStatus(status).description),
-        **deepcopy(ERROR_EXTRAS.get(status, {})),
-    }
+def error_example(status: int, message: str | None = None, **extra) -> dict:
+    """An error body in the contract's shape: ``status``'s shared one, or ``message`` and ``extra``."""
+    if message is None:
+        message = ERROR_MESSAGES.get(status, HTTPStatus(status).description)
+        extra = deepcopy(ERROR_EXTRAS.get(status, {}))
+    return {"status": status, "error": HTTPStatus(status).phrase, "message": message, **extra}
+
+
+# What particular operations answer, where the shared example of the status would mislead.
+ERROR_EXAMPLES = {
+    "wrong_password": error_example(401, "Wrong username or password."),
+    "register_limit": error_example(429, "20 per 1 hour"),
+    "name_taken": error_example(409, "That username is already registered."),
+    "user_not_found": error_example(404, "User 7 not found."),
+    "hall_taken": error_example(
+        409, "Hall 'Main' is taken by showtime 7 starting 2030-05-01T18:00:00+00:00."
+    ),
+    "movie_booked": error_example(409, "Movie 7 has upcoming showtimes with bookings; cancel them first."),
+    "not_an_image": error_example(
+        400,
+        "The file is not a JPEG, PNG, WebP or GIF image.",
+        errors={"image": ["The file is not a JPEG, PNG, WebP or GIF image."]},
+    ),
+    "not_an_upload": error_example(415, "Send the image as multipart/form-data or as JSON with base64."),
+    "image_host_failed": error_example(502, "The image host did not accept the poster; nothing was changed."),
+    "poster_not_found": error_example(404, "Poster not found."),
+    "showtime_not_found": error_example(404, "Showtime 7 not found."),
+    "showtime_booked": error_example(409, "Showtime 7 has bookings; cancel them first."),
+    "showtime_booked_unchangeable": error_example(409, "Showtime 7 has bookings; it cannot change."),
+    "seats_exist": error_example(409, "Seats already exist: A1. None were added.", errors={"seats": ["A1"]}),
+    "not_admin_all": error_example(403, "Only admins may list every reservation."),
+    "reservation_not_found": error_example(404, "Reservation 7 not found."),
+    "already_cancelled": error_example(409, "Reservation 7 is already cancelled."),
+    "database_unreachable": error_example(
+        503, "The database is unreachable.", errors={"database": ["unreachable"]}
+    ),
+}
 
 
 def document_error(view, status: int):
@@ -116,18 +148,36 @@ def add_common_errors(doc, doc_info, *, method, **kwargs):
     return doc
 
 
-# Examples from the HTTP contract, shown by the docs page and tried by "Try it out".
+# A reservation as the API shows it (demo_user's, on the demo data).
+RESERVATION_EXAMPLE = {
+    "id": 10,
+    "showtime_id": 3,
+    "user_id": 2,
+    "seats": ["A1", "A2"],
+    "total_price": 20.0,
+    "status": "confirmed",
+    "created_at": "2030-04-20T12:00:00+00:00",
+    "cancelled_at": None,
+    "movie_title": "Inception",
+    "start_time": "2030-05-01T18:00:00+00:00",
+    "hall": "Main",
+    "email_status": "sent",
+    "booked_ago": "2 hours ago",
+}
+
+# Examples from the HTTP contract, shown by the docs page and tried by "Try it out";
+# the requests work on the demo data (flask --app app seed-demo).
 EXAMPLES = {
     "register": {"username": "john_doe", "email": "john@example.com", "password": "password123"},
     "registered": {
         "message": "User registered successfully",
         "user": {"id": 1, "username": "john_doe", "email": "john@example.com", "is_admin": False},
     },
-    "login": {"username": "john_doe", "password": "password123"},
+    "login": {"username": "demo_user", "password": "demo-user-pass"},
     "logged_in": {
         "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...",
         "refresh_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...",
-        "user": {"id": 1, "username": "john_doe", "is_admin": False},
+        "user": {"id": 2, "username": "demo_user", "is_admin": False},
     },
     "promoted": {
         "message": "User promoted to admin successfully",
@@ -150,19 +200,23 @@ EXAMPLES = {
     "seats": {"showtime_id": 3, "rows": "A-J", "seats_per_row": 12},
     "seats_added": {"message": "Seats added successfully", "seats": ["A1", "A2", "A3"]},
     "reservation": {"showtime_id": 3, "seats": ["A1", "A2"]},
-    "reserved": {
-        "message": "Reservation confirmed",
-        "reservation": {
-            "id": 10,
-            "showtime_id": 3,
-            "user_id": 1,
-            "seats": ["A1", "A2"],
-            "total_price": 20.0,
-            "status": "confirmed",
-            "created_at": "2030-04-20T12:00:00+00:00",
-            "movie_title": "Inception",
-            "start_time": "2030-05-01T18:00:00+00:00",
-        },
+    "reserved": {"message": "Reservation confirmed", "reservation": RESERVATION_EXAMPLE},
+    "reservation_detail": RESERVATION_EXAMPLE,
+    "seat_map": {
+        "showtime_id": 3,
+        "movie_title": "Inception",
+        "start_time": "2030-05-01T18:00:00+00:00",
+        "hall": "Main",
+        "price": 10.0,
+        "seats_total": 4,
+        "seats_available": 2,
+        "rows": [
+            {"row": "A", "seats": [{"label": "A1", "status": "yours"}, {"label": "A2", "status": "booked"}]},
+            {
+                "row": "B",
+                "seats": [{"label": "B1", "status": "available"}, {"label": "B2", "status": "available"}],
+            },
+        ],
     },
     "cancelled": {"message": "Reservation cancelled successfully"},
     "report": {
@@ -187,20 +241,62 @@ EXAMPLES = {
 }
 
 
+DOCS_URL = "/docs"
+# Everything the page needs comes from this server. Its one inline script (the
+# Swagger UI set-up in flask-swagger-ui's page) is allowed by its hash, filled in
+# at start-up. Styles come from the stylesheets, plus one <style> by hash rather
+# than 'unsafe-inline' (Swagger UI sets element styles from script, which a policy
+# does not restrict). Icons are data: URLs in its CSS; "Try it out" shows images
+# from blob: URLs.
+DOCS_POLICY = (
+    "default-src 'none'; script-src 'self' {script_hashes}; "
+    # The <style> in Swagger UI's logo (swagger-ui-standalone-preset.js): should an
+    # update change it, the logo loses its colours and e2e/ reports the violation.
+    "style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; "
+    "img-src 'self' data: blob:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+INLINE_SCRIPT_RE = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
 def docs_blueprint():
     """Swagger UI at /docs, from the files the flask-swagger-ui package installs."""
     from flask_swagger_ui import get_swaggerui_blueprint
 
-    return get_swaggerui_blueprint(
-        "/docs",
+    blueprint = get_swaggerui_blueprint(
+        DOCS_URL,
         "/openapi.json",
         config={
             "app_name": "Movie Cinema Booking API",
             "validatorUrl": None,  # the default badge would call an outside validator
             "persistAuthorization": True,
             "displayRequestDuration": True,
+            # Left out, it is built from the request's Host, and the inline script
+            # would differ (and need another hash) for every host name.
+            "oauth2RedirectUrl": DOCS_URL + "/oauth2-redirect.html",
         },
     )
+    headers = {"X-Frame-Options": "DENY"}
+
+    @blueprint.record_once
+    def hash_the_inline_script(state):
+        # The page as flask-swagger-ui renders it, so an update of its template cannot
+        # leave a stale hash behind. No request changes the script (see oauth2RedirectUrl);
+        # were one to, the browser would block it rather than run it.
+        with state.app.test_request_context(DOCS_URL + "/"):
+            page = state.app.view_functions[f"{blueprint.name}.show"]()
+        hashes = " ".join(
+            "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+            for script in INLINE_SCRIPT_RE.findall(page)
+        )
+        headers["Content-Security-Policy"] = DOCS_POLICY.format(script_hashes=hashes)
+
+    @blueprint.after_request
+    def forbid_framing_and_foreign_content(response):
+        response.headers.update(headers)
+        return response
+
+    return blueprint
 
 
 def ecma_pattern(converter, field, ret, **kwargs):

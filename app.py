@@ -13,12 +13,12 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask, Response, current_app, jsonify, request, send_from_directory, url_for
 from flask_cors import CORS
 from flask_jwt_extended import current_user, get_jwt
-from flask_limiter import Limiter
+from flask_limiter import HeaderNames, Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_smorest import abort
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import apidoc
 import auth
@@ -30,9 +30,9 @@ import schemas as s
 import settings
 from auth import admin_required, any_token_required, jwt, login_required, refresh_token_required
 from cli import register_commands
-from database import MIGRATIONS, configure_sqlite, migrate_database
+from database import DATABASE_PROBLEMS, MIGRATIONS, configure_sqlite, database_health, migrate_database
 from emails import send_booking_confirmation, send_cancellation
-from errors import ApiRequest, JsonProvider, register_error_handlers, register_request_guards
+from errors import ApiRequest, JsonProvider, error_response, register_error_handlers, register_request_guards
 from models import User, db, utcnow
 
 log = logging.getLogger("cinema")  # emails.py logs under "cinema.emails"
@@ -47,7 +47,14 @@ def default_rate_limit():
     return current_app.config["DEFAULT_RATE_LIMIT"]
 
 
-limiter = Limiter(key_func=get_remote_address, default_limits=[default_rate_limit])
+# The limiter would put Retry-After on every answer it counts; it writes its wait
+# under this name instead, and security_headers passes it on for a 429 only.
+LIMITER_RETRY_AFTER = "X-RateLimit-Retry-After"
+limiter = Limiter(
+    key_func=get_remote_address,
+    default_limits=[default_rate_limit],
+    header_name_mapping={HeaderNames.RETRY_AFTER: LIMITER_RETRY_AFTER},
+)
 cors = CORS()
 migrate = Migrate(directory=MIGRATIONS, compare_type=True, render_as_batch=True)
 
@@ -82,9 +89,17 @@ def create_app(config=None):
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.setLevel(app.config["LOG_LEVEL"])
 
+    if app.config["TRUSTED_PROXIES"]:
+        # The client's address from X-Forwarded-For, counted from the right so a client
+        # cannot choose it, and the scheme the nearest proxy was reached by. Not the
+        # forwarded host: PUBLIC_URL names the API wherever a URL is kept.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"], x_proto=1)
     db.init_app(app)
     migrate.init_app(app, db)
     jwt.init_app(app)
+    # Registered before the limiter: after-request hooks run last registered first,
+    # so this one sees the limiter's headers.
+    app.after_request(security_headers)
     limiter.init_app(app)
     cors.init_app(app)
     api.init_app(app)
@@ -125,8 +140,15 @@ def register_limit():
 @auth_blp.response(
     201, s.RegisterResponseSchema, headers=apidoc.CREATED_HEADERS, example=apidoc.EXAMPLES["registered"]
 )
-@auth_blp.alt_response(409, description="Username or email already taken")
-@auth_blp.alt_response(429, description="Past REGISTER_RATE_LIMIT", headers=apidoc.RETRY_HEADERS)
+@auth_blp.alt_response(
+    409, description="Username or email already taken", example=apidoc.ERROR_EXAMPLES["name_taken"]
+)
+@auth_blp.alt_response(
+    429,
+    description="Past REGISTER_RATE_LIMIT",
+    headers=apidoc.RETRY_HEADERS,
+    example=apidoc.ERROR_EXAMPLES["register_limit"],
+)
 def register(data):
     """Create an account."""
     user = auth.register_user(data)
@@ -137,14 +159,16 @@ def register(data):
 @limiter.limit(login_limit)
 @auth_blp.arguments(s.LoginSchema, example=apidoc.EXAMPLES["login"])
 @auth_blp.response(200, s.TokenResponseSchema, example=apidoc.EXAMPLES["logged_in"])
-@auth_blp.alt_response(401, description="Unknown user or wrong password")
+@auth_blp.alt_response(
+    401, description="Unknown user or wrong password", example=apidoc.ERROR_EXAMPLES["wrong_password"]
+)
 @auth_blp.alt_response(429, description="Past LOGIN_RATE_LIMIT", headers=apidoc.RETRY_HEADERS)
 def login(data):
     """Exchange a username (or email) and password for tokens."""
     user = auth.authenticate(data["username"], data["password"])
     if user is None:
         abort(401, message="Wrong username or password.")
-    return {"access_token": auth.access_token(user), "refresh_token": auth.refresh_token(user), "user": user}
+    return {**auth.login_tokens(user), "user": user}
 
 
 @auth_blp.route("/refresh", methods=["POST"])
@@ -152,16 +176,17 @@ def login(data):
 @auth_blp.response(200, s.AccessTokenSchema)
 def refresh():
     """Exchange a refresh token for a new access token."""
-    return {"access_token": auth.access_token(current_user)}
+    return {"access_token": auth.refreshed_access_token(current_user, get_jwt())}
 
 
 @auth_blp.route("/logout", methods=["POST"])
 @any_token_required
+@auth_blp.arguments(s.LogoutQuerySchema, location="query")
 @auth_blp.response(200, s.MessageSchema)
-def logout():
-    """Revoke the token that made this request."""
-    auth.revoke(get_jwt())
-    return {"message": "Token revoked"}
+def logout(query):
+    """End the session of the token that made this request: its access and refresh tokens."""
+    auth.log_out(current_user, get_jwt(), everywhere=query["everywhere"])
+    return {"message": "Logged out everywhere" if query["everywhere"] else "Logged out"}
 
 
 @users_blp.route("/me", methods=["GET"])
@@ -184,7 +209,7 @@ def list_users(args):
 @users_blp.route("/users/promote/<int:user_id>", methods=["POST"])
 @admin_required
 @users_blp.response(200, s.PromoteResponseSchema, example=apidoc.EXAMPLES["promoted"])
-@users_blp.alt_response(404, description="Unknown user")
+@users_blp.alt_response(404, description="Unknown user", example=apidoc.ERROR_EXAMPLES["user_not_found"])
 def promote_user(user_id):
     """Make a user an admin (idempotent)."""
     return {"message": "User promoted to admin successfully", "user": auth.promote(user_id)}
@@ -250,7 +275,11 @@ def get_movie(movie_id):
 @movies_blp.arguments(s.MovieSchema(partial=True), example={"duration_minutes": 150})
 @movies_blp.response(200, s.MovieSchema)
 @movies_blp.alt_response(404, description="Unknown or deleted movie")
-@movies_blp.alt_response(409, description="A longer film would overlap the next showtime in a hall")
+@movies_blp.alt_response(
+    409,
+    description="A longer film would overlap the next showtime in a hall",
+    example=apidoc.ERROR_EXAMPLES["hall_taken"],
+)
 def update_movie(data, movie_id):
     """Change a movie; send only the fields that change."""
     json_body_required(data)
@@ -263,7 +292,9 @@ def update_movie(data, movie_id):
 @admin_required
 @movies_blp.response(200, s.MessageSchema)
 @movies_blp.alt_response(404, description="Unknown or deleted movie")
-@movies_blp.alt_response(409, description="Upcoming showtimes have bookings")
+@movies_blp.alt_response(
+    409, description="Upcoming showtimes have bookings", example=apidoc.ERROR_EXAMPLES["movie_booked"]
+)
 def delete_movie(movie_id):
     """Archive a movie and its showtimes; refused while upcoming showtimes are booked."""
     movie = scheduling.archive_movie(movie_id)
@@ -280,10 +311,22 @@ def poster_upload(with_movie_id: bool):
         admin_required,
         movies_blp.doc(requestBody=apidoc.poster_request_body(with_movie_id)),
         movies_blp.response(201, s.PosterSchema),
-        movies_blp.alt_response(400, description="Not a JPEG, PNG, WebP or GIF image, or a bad movie_id"),
+        movies_blp.alt_response(
+            400,
+            description="Not a whole JPEG, PNG, WebP or GIF image, one over MAX_POSTER_PIXELS "
+            "or with HTML in it, or a bad movie_id",
+            example=apidoc.ERROR_EXAMPLES["not_an_image"],
+        ),
         movies_blp.alt_response(404, description="No such movie"),
         movies_blp.alt_response(413, description="The image is over MAX_POSTER_BYTES"),
-        movies_blp.alt_response(502, description="The image host failed; nothing changed"),
+        movies_blp.alt_response(
+            415, description="Neither multipart nor JSON", example=apidoc.ERROR_EXAMPLES["not_an_upload"]
+        ),
+        movies_blp.alt_response(
+            502,
+            description="The image host failed; nothing changed",
+            example=apidoc.ERROR_EXAMPLES["image_host_failed"],
+        ),
     ]
 
     def decorate(view):
@@ -323,7 +366,7 @@ def save_poster(data: bytes, movie_id: int | None):
 @movies_blp.doc(
     responses={200: {"description": "The image", "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}}}
 )
-@movies_blp.alt_response(404, description="No such poster")
+@movies_blp.alt_response(404, description="No such poster", example=apidoc.ERROR_EXAMPLES["poster_not_found"])
 def get_poster(name):
     """A locally stored poster (public, cached for a year: its name is its content hash)."""
     found = posters.local_poster(name)
@@ -344,7 +387,9 @@ def get_poster(name):
 @showtimes_blp.arguments(s.ShowtimeCreateSchema, example=apidoc.EXAMPLES["showtime"])
 @showtimes_blp.response(201, s.ShowtimeSchema, headers=apidoc.CREATED_HEADERS)
 @showtimes_blp.alt_response(404, description="Unknown movie")
-@showtimes_blp.alt_response(409, description="The hall is taken at that time")
+@showtimes_blp.alt_response(
+    409, description="The hall is taken at that time", example=apidoc.ERROR_EXAMPLES["hall_taken"]
+)
 def create_showtime(data):
     """Schedule a movie in a hall."""
     showtime, movie = scheduling.create_showtime(data)
@@ -377,7 +422,9 @@ def search_showtimes(args):
 @showtimes_blp.route("/showtimes/<int:showtime_id>", methods=["GET"])
 @login_required
 @showtimes_blp.response(200, s.ShowtimeSchema)
-@showtimes_blp.alt_response(404, description="Unknown or deleted showtime")
+@showtimes_blp.alt_response(
+    404, description="Unknown or deleted showtime", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
+)
 @showtimes_blp.alt_response(304, description="Not modified (If-None-Match)")
 def get_showtime(showtime_id):
     """One showtime with its seat counts; carries an ETag."""
@@ -389,8 +436,14 @@ def get_showtime(showtime_id):
 @admin_required
 @showtimes_blp.arguments(s.ShowtimeUpdateSchema)
 @showtimes_blp.response(200, s.ShowtimeSchema)
-@showtimes_blp.alt_response(404, description="Unknown showtime or movie")
-@showtimes_blp.alt_response(409, description="Booked, or the hall is taken")
+@showtimes_blp.alt_response(
+    404, description="Unknown showtime or movie", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
+)
+@showtimes_blp.alt_response(
+    409,
+    description="Booked, or the hall is taken",
+    example=apidoc.ERROR_EXAMPLES["showtime_booked_unchangeable"],
+)
 def update_showtime(data, showtime_id):
     """Move a showtime, change its hall, movie or price; refused once it is booked."""
     json_body_required(data)
@@ -401,8 +454,12 @@ def update_showtime(data, showtime_id):
 @showtimes_blp.route("/showtimes/<int:showtime_id>", methods=["DELETE"])
 @admin_required
 @showtimes_blp.response(200, s.MessageSchema)
-@showtimes_blp.alt_response(404, description="Unknown or deleted showtime")
-@showtimes_blp.alt_response(409, description="The showtime has bookings")
+@showtimes_blp.alt_response(
+    404, description="Unknown or deleted showtime", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
+)
+@showtimes_blp.alt_response(
+    409, description="The showtime has bookings", example=apidoc.ERROR_EXAMPLES["showtime_booked"]
+)
 def delete_showtime(showtime_id):
     """Archive a showtime; refused while it is upcoming and booked."""
     scheduling.archive_showtime(showtime_id)
@@ -414,8 +471,10 @@ SEAT_MAP_HEADER = s.SeatMapSchema(exclude=("rows",))
 
 @showtimes_blp.route("/showtimes/<int:showtime_id>/seats", methods=["GET"])
 @login_required
-@showtimes_blp.response(200, s.SeatMapSchema)
-@showtimes_blp.alt_response(404, description="Unknown or deleted showtime")
+@showtimes_blp.response(200, s.SeatMapSchema, example=apidoc.EXAMPLES["seat_map"])
+@showtimes_blp.alt_response(
+    404, description="Unknown or deleted showtime", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
+)
 @showtimes_blp.alt_response(304, description="Not modified (If-None-Match)")
 def seat_map(showtime_id):
     """Every seat of a showtime, row by row in natural order, with its status.
@@ -458,8 +517,12 @@ def seat_map(showtime_id):
 @seats_blp.response(
     201, s.SeatsCreatedSchema, headers=apidoc.CREATED_HEADERS, example=apidoc.EXAMPLES["seats_added"]
 )
-@seats_blp.alt_response(404, description="Unknown showtime")
-@seats_blp.alt_response(409, description="A label already exists (none added)")
+@seats_blp.alt_response(
+    404, description="Unknown showtime", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
+)
+@seats_blp.alt_response(
+    409, description="A label already exists (none added)", example=apidoc.ERROR_EXAMPLES["seats_exist"]
+)
 def add_seats(data):
     """Add seats to a showtime: a list of labels, or rows × seats per row."""
     labels = scheduling.seat_labels(data)
@@ -482,7 +545,9 @@ RESERVATION_DUMPER = s.LeanDumper(s.ReservationSchema())
 @reservations_blp.response(
     201, s.ReservationCreatedSchema, headers=apidoc.CREATED_HEADERS, example=apidoc.EXAMPLES["reserved"]
 )
-@reservations_blp.alt_response(404, description="Unknown showtime")
+@reservations_blp.alt_response(
+    404, description="Unknown showtime", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
+)
 @reservations_blp.alt_response(409, description="A seat is taken, or the showtime started")
 def create_reservation(data):
     """Book one or more seats: all of them or none."""
@@ -499,7 +564,11 @@ def create_reservation(data):
 @login_required
 @reservations_blp.arguments(s.ReservationsQuerySchema, location="query")
 @reservations_blp.response(200, s.ReservationSchema(many=True), headers=apidoc.PAGE_HEADERS)
-@reservations_blp.alt_response(403, description="?all=true from someone who is not an admin")
+@reservations_blp.alt_response(
+    403,
+    description="?all=true from someone who is not an admin",
+    example=apidoc.ERROR_EXAMPLES["not_admin_all"],
+)
 def list_reservations(args):
     """Your reservations, newest first; admins may pass ?all=true."""
     if args["all"] and not current_user.is_admin:
@@ -511,8 +580,10 @@ def list_reservations(args):
 
 @reservations_blp.route("/reservations/<int:reservation_id>", methods=["GET"])
 @login_required
-@reservations_blp.response(200, s.ReservationSchema)
-@reservations_blp.alt_response(404, description="Unknown, or someone else's")
+@reservations_blp.response(200, s.ReservationSchema, example=apidoc.EXAMPLES["reservation_detail"])
+@reservations_blp.alt_response(
+    404, description="Unknown, or someone else's", example=apidoc.ERROR_EXAMPLES["reservation_not_found"]
+)
 def get_reservation(reservation_id):
     """One of your reservations."""
     return booking.get_reservation(reservation_id, current_user)
@@ -521,8 +592,14 @@ def get_reservation(reservation_id):
 @reservations_blp.route("/reservations/<int:reservation_id>", methods=["DELETE"])
 @login_required
 @reservations_blp.response(200, s.MessageSchema, example=apidoc.EXAMPLES["cancelled"])
-@reservations_blp.alt_response(404, description="Unknown, or someone else's")
-@reservations_blp.alt_response(409, description="Already cancelled, or the showtime started")
+@reservations_blp.alt_response(
+    404, description="Unknown, or someone else's", example=apidoc.ERROR_EXAMPLES["reservation_not_found"]
+)
+@reservations_blp.alt_response(
+    409,
+    description="Already cancelled, or the showtime started",
+    example=apidoc.ERROR_EXAMPLES["already_cancelled"],
+)
 def cancel_reservation(reservation_id):
     """Cancel your reservation; its seats are free again at once."""
     reservation = booking.cancel(reservation_id, current_user)
@@ -551,14 +628,16 @@ def admin_report(args):
 @health_blp.route("/health", methods=["GET"])
 @limiter.exempt  # polled by load balancers
 @health_blp.response(200, s.HealthSchema, example=apidoc.EXAMPLES["health"])
-@health_blp.alt_response(503, description="The database is unreachable")
+@health_blp.alt_response(
+    503,
+    description="The database is unreachable, read-only or out of disk space (errors.database says which)",
+    example=apidoc.ERROR_EXAMPLES["database_unreachable"],
+)
 def health():
-    """Is the API up, and can it reach its database?"""
-    try:
-        db.session.execute(text("SELECT 1"))
-    except OperationalError:
-        db.session.rollback()
-        abort(503, message="The database is unreachable.")
+    """Is the API up, and can its database take writes?"""
+    state = database_health()
+    if state != "ok":
+        return error_response(503, DATABASE_PROBLEMS[state], errors={"database": [state]})
     return {"status": "ok", "database": "ok"}
 
 
@@ -630,6 +709,27 @@ def not_modified(tag: str):
         response.set_etag(tag)
         return response
     return None
+
+
+# Answers with tokens or a user's profile, which no browser or proxy cache may keep.
+NO_STORE_ENDPOINTS = frozenset(
+    {"auth.register", "auth.login", "auth.refresh", "users.get_me", "users.list_users", "users.promote_user"}
+)
+# Only these answers ask the client to wait (the 503s set their own Retry-After).
+RETRY_STATUSES = frozenset({429, 503})
+
+
+def security_headers(response):
+    """On every answer: nosniff, Retry-After only where waiting helps, no-store on tokens and profiles."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    limiter_wait = response.headers.pop(LIMITER_RETRY_AFTER, None)
+    if response.status_code == 429 and limiter_wait is not None:
+        response.headers["Retry-After"] = limiter_wait
+    elif response.status_code not in RETRY_STATUSES:
+        response.headers.pop("Retry-After", None)
+    if request.endpoint in NO_STORE_ENDPOINTS:
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def etag_header(tag: str) -> dict:

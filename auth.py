@@ -2,8 +2,9 @@
 password hashing, revocation and the admin created at start-up."""
 
 import logging
+import secrets
 from datetime import datetime, timezone
-from functools import wraps
+from functools import cache, wraps
 
 from flask import current_app, g
 from flask_jwt_extended import (
@@ -20,7 +21,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 import apidoc
 from errors import Conflict, NotFound, error_response
-from models import RevokedToken, User, db, utcnow
+from models import RevokedToken, User, db, new_token_key, utcnow
 
 log = logging.getLogger("cinema")
 
@@ -44,33 +45,59 @@ def register_jwt_callbacks():
     )
 
 
-# Built once: every authenticated request runs it.
-TOKEN_REVOKED = exists().where(RevokedToken.jti == bindparam("jti"))
-TOKEN_USER_AND_REVOKED = select(User, TOKEN_REVOKED).where(User.id == bindparam("user_id"))
+# Claims of every token besides the subject (the user id): the user's token key, so a
+# token opens only the account it was made for, never another one given the same id;
+# and the session, shared by the access and refresh tokens of one login and the access
+# tokens refreshed from it, so logging out ends them all.
+USER_KEY_CLAIM = "user_key"
+SESSION_CLAIM = "sid"
+
+# Built once: every authenticated request runs it. A token is revoked when its session
+# was logged out (the session id is kept in RevokedToken.jti) or when the user with its
+# id has another key: they logged out everywhere, or the id now belongs to someone else.
+SESSION_REVOKED = exists().where(RevokedToken.jti == bindparam("session"))
+TOKEN_USER_AND_REVOKED = select(
+    User, or_(SESSION_REVOKED, User.token_key != bindparam("user_key"))
+).where(User.id == bindparam("user_id"))
+
+
+def token_names(jwt_payload):
+    """The user id, user key and session a token names, or None when it lacks one."""
+    key, session = jwt_payload.get(USER_KEY_CLAIM), jwt_payload.get(SESSION_CLAIM)
+    try:
+        user_id = int(jwt_payload["sub"])
+    except (TypeError, ValueError):
+        return None
+    if not all(isinstance(claim, str) and claim for claim in (key, session)):
+        return None
+    return user_id, key, session
 
 
 @jwt.token_in_blocklist_loader
 def is_token_revoked(jwt_header, jwt_payload):
     """Check the token and load its user in one query (the user loader runs next)."""
-    jti = jwt_payload["jti"]
-    try:
-        user_id = int(jwt_payload["sub"])
-    except (TypeError, ValueError):
+    named = token_names(jwt_payload)
+    if named is None:  # refused by the claims check that runs next
         g.token_user = None
-        return db.session.scalar(select(TOKEN_REVOKED), {"jti": jti})
-    row = db.session.execute(TOKEN_USER_AND_REVOKED, {"jti": jti, "user_id": user_id}).first()
-    g.token_user = row[0] if row else None
-    return bool(row and row[1])
+        return False
+    user_id, key, session = named
+    row = db.session.execute(
+        TOKEN_USER_AND_REVOKED, {"user_id": user_id, "user_key": key, "session": session}
+    ).first()
+    user, revoked = row if row else (None, False)
+    g.token_user = None if revoked else user
+    return bool(revoked)
+
+
+@jwt.token_verification_loader
+def token_names_its_user(jwt_header, jwt_payload):
+    return token_names(jwt_payload) is not None
 
 
 @jwt.user_lookup_loader
 def load_user(jwt_header, jwt_payload):
-    if "token_user" in g:
-        return g.pop("token_user")
-    try:
-        return db.session.get(User, int(jwt_payload["sub"]))
-    except (TypeError, ValueError):
-        return None
+    # Loaded, together with the key check, by is_token_revoked, which always runs first.
+    return g.pop("token_user", None)
 
 
 # Each of these enforces a token and documents it (bearerAuth, 401, 403) in the spec.
@@ -109,7 +136,7 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
 
-def register_user(data) -> User:
+def register_user(data, is_admin: bool = False) -> User:
     """A new account; Conflict when the username or email is taken (case-insensitive)."""
     username_key, email = data["username"].lower(), data["email"].lower()
     password_hash = hash_password(data["password"])  # before the transaction starts
@@ -121,34 +148,85 @@ def register_user(data) -> User:
     if taken:
         what = "username" if taken.username_key == username_key else "email"
         raise Conflict(f"That {what} is already registered.")
-    user = User(username=data["username"], email=email, password_hash=password_hash)
+    user = User(
+        username=data["username"], email=email, password_hash=password_hash, is_admin=is_admin
+    )
     db.session.add(user)
     db.session.commit()
     return user
+
+
+def make_admin(user: User, email: str | None = None, password: str | None = None):
+    """Promote the user, with this email and password when given; Conflict when the email is taken."""
+    if email is not None:
+        email = email.lower()
+        taken = db.session.scalar(select(User.id).where(User.email == email, User.id != user.id))
+        if taken:
+            raise Conflict("That email is already registered.")
+        user.email = email
+    if password is not None:
+        user.password_hash = hash_password(password)
+        user.token_key = new_token_key()  # whoever knew the old password keeps no session
+    user.is_admin = True
+    try:
+        db.session.commit()
+    except IntegrityError:  # the email was taken in the meantime
+        db.session.rollback()
+        raise Conflict("That email is already registered.") from None
 
 
 def authenticate(username: str, password: str) -> User | None:
     """The user with this username (or email) and password, else None."""
     key = username.strip().lower()
     user = db.session.scalar(select(User).where(or_(User.username_key == key, User.email == key)))
-    if user is None or not check_password_hash(user.password_hash, password):
+    # An unknown user costs one hash check too, so the answer's time does not tell
+    # whether the account exists.
+    password_hash = user.password_hash if user else dummy_password_hash(
+        current_app.config["PASSWORD_HASH_METHOD"]
+    )
+    if not check_password_hash(password_hash, password) or user is None:
         return None
     return user
 
 
-def access_token(user: User) -> str:
-    return create_access_token(identity=str(user.id), additional_claims={"is_admin": user.is_admin})
+@cache
+def dummy_password_hash(method: str) -> str:
+    """A hash that no password matches, made once per process and method."""
+    return generate_password_hash(secrets.token_urlsafe(32), method=method)
 
 
-def refresh_token(user: User) -> str:
-    return create_refresh_token(identity=str(user.id), additional_claims={"is_admin": user.is_admin})
+def token_claims(user: User, session: str) -> dict:
+    return {"is_admin": user.is_admin, USER_KEY_CLAIM: user.token_key, SESSION_CLAIM: session}
 
 
-def revoke(token: dict):
-    """Refuse this token (its decoded claims) from now on."""
-    expires = datetime.fromtimestamp(token["exp"], timezone.utc)
-    db.session.add(RevokedToken(jti=token["jti"], expires_at=expires))
-    # Forget tokens that have expired anyway, so the table stays small.
+def login_tokens(user: User) -> dict:
+    """The access and refresh tokens of a new session."""
+    claims = token_claims(user, secrets.token_hex(16))
+    return {
+        "access_token": create_access_token(identity=str(user.id), additional_claims=claims),
+        "refresh_token": create_refresh_token(identity=str(user.id), additional_claims=claims),
+    }
+
+
+def refreshed_access_token(user: User, refresh_claims: dict) -> str:
+    """A new access token in the session of this refresh token (its decoded claims)."""
+    claims = token_claims(user, refresh_claims[SESSION_CLAIM])
+    return create_access_token(identity=str(user.id), additional_claims=claims)
+
+
+def log_out(user: User, token: dict, everywhere: bool = False):
+    """Refuse every token of this token's session from now on, or of all the user's sessions."""
+    if everywhere:
+        user.token_key = new_token_key()  # no token made so far names the new key
+    else:
+        # The session's refresh token was made at login, so it expires one refresh
+        # lifetime from now at the latest: keep the row until then.
+        expires = max(
+            datetime.fromtimestamp(token["exp"], timezone.utc),
+            utcnow() + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
+        )
+        db.session.add(RevokedToken(jti=token[SESSION_CLAIM], expires_at=expires))
+    # Forget sessions that have expired anyway, so the table stays small.
     db.session.execute(db.delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
     db.session.commit()
 

@@ -142,7 +142,8 @@ def cancel(reservation_id: int, user) -> Reservation:
     changed = db.session.execute(
         update(Reservation)
         .where(Reservation.id == reservation_id, Reservation.status == CONFIRMED)
-        .values(status=CANCELLED, cancelled_at=utcnow(), updated_at=utcnow())
+        # The cancellation notice is owed until it is sent (send-pending-emails retries it).
+        .values(status=CANCELLED, cancelled_at=utcnow(), updated_at=utcnow(), email_status="pending")
         # The email describes the reservation as it now is.
         .execution_options(synchronize_session="evaluate")
     ).rowcount

@@ -20,9 +20,10 @@ import resend
 from flask import current_app
 from markupsafe import escape
 from resend.exceptions import ResendError
+from sqlalchemy import and_, or_, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from models import CANCELLED, db
+from models import CANCELLED, CONFIRMED, Reservation, db, utcnow
 
 log = logging.getLogger("cinema.emails")
 
@@ -41,13 +42,54 @@ def send_cancellation(reservation) -> str:
     return deliver(reservation, CANCELLATION)
 
 
-def resend_failed(reservations) -> int:
-    """Send again each reservation's last email (cancellation or confirmation); return how many went out."""
-    sent = 0
+def unsent_email():
+    """The condition for reservations whose latest email failed, or is pending for too long.
+
+    An email pending for over EMAIL_PENDING_AFTER_MINUTES lost its sender (a worker
+    stopped between the commit and the send); a younger one may be on its way now.
+    """
+    waited = timedelta(minutes=current_app.config["EMAIL_PENDING_AFTER_MINUTES"])
+    return or_(
+        Reservation.email_status == "failed",
+        and_(
+            Reservation.email_status == "pending",
+            Reservation.status.in_((CONFIRMED, CANCELLED)),  # holds get no email
+            Reservation.updated_at < utcnow() - waited,
+        ),
+    )
+
+
+def resend_unsent(reservations) -> tuple[int, int]:
+    """Send again each reservation's latest email (cancellation or confirmation).
+
+    Returns how many went out and how many were tried: an email that another
+    run (cron started twice) claimed in the meantime is left to that run.
+    """
+    sent = tried = 0
     for reservation in reservations:
+        if not claim_email(reservation):
+            continue
+        tried += 1
         kind = CANCELLATION if reservation.status == CANCELLED else CONFIRMATION
         sent += deliver(reservation, kind) in ("sent", "logged")
-    return sent
+    return sent, tried
+
+
+def claim_email(reservation) -> bool:
+    """Mark the email pending from now if it is still unsent; False when someone else got it."""
+    # Conditional, so that of two runs racing for one email only one sends it; the
+    # other then sees a fresh pending email, which it leaves alone.
+    claimed = db.session.execute(
+        update(Reservation)
+        .where(Reservation.id == reservation.id, unsent_email())
+        .values(email_status="pending", updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    if claimed:
+        # As it is now: the guest may have cancelled since the list was read.
+        db.session.refresh(reservation, ["status", "cancelled_at", "email_status"])
+    return claimed == 1
 
 
 def deliver(reservation, kind: str) -> str:

@@ -11,7 +11,7 @@ from urllib.parse import unquote_to_bytes
 
 from flask import Request, jsonify, request
 from flask.json.provider import DefaultJSONProvider
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, InternalError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 import schemas as s
@@ -113,6 +113,8 @@ def internal_error(exception):
 
 # PostgreSQL aborts one of two colliding transactions with these: a lost race, not an outage.
 CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+# A server that takes no writes (a standby, or default_transaction_read_only): an outage.
+READ_ONLY_SQLSTATE = "25006"
 
 
 def register_error_handlers(app):
@@ -148,6 +150,16 @@ def register_error_handlers(app):
         log.warning("Database error: %s", error.orig)
         return error_response(
             503, "The database is busy or unreachable; try again.", {"Retry-After": "1"}
+        )
+
+    @app.errorhandler(InternalError)
+    def database_read_only(error):
+        if getattr(error.orig, "sqlstate", None) != READ_ONLY_SQLSTATE:
+            return internal_error(error)
+        db.session.rollback()
+        log.warning("Database refused a write: %s", error.orig)
+        return error_response(
+            503, "The database is read-only right now; nothing was changed. Try again later.", {"Retry-After": "30"}
         )
 
     @app.errorhandler(InternalServerError)

@@ -11,6 +11,7 @@ cancelled bookings keep their history.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -28,7 +29,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 
 def utcnow() -> datetime:
@@ -88,6 +89,11 @@ RESERVATION_STATUSES = (CONFIRMED, CANCELLED, HELD)
 EMAIL_STATUSES = ("pending", "sent", "failed", "logged")
 
 
+def new_token_key() -> str:
+    """A random key for a user's tokens: 16 bytes as 32 hex digits."""
+    return secrets.token_hex(16)
+
+
 class User(db.Model):
     __tablename__ = "users"
 
@@ -99,6 +105,9 @@ class User(db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Carried by every token of the user: a token names this account, not only its id,
+    # so an id reused after a reset or a deletion opens nothing. A new key ends every session.
+    token_key: Mapped[str] = mapped_column(String(32), default=new_token_key)
 
     reservations: Mapped[list[Reservation]] = relationship(back_populates="user")
 
@@ -128,11 +137,21 @@ class Movie(db.Model):
     showtimes: Mapped[list[Showtime]] = relationship(back_populates="movie")
 
 
+def hall_key(name: str) -> str:
+    """What a hall is known by: "Main", "MAIN" and " main " are one room."""
+    return " ".join(name.split()).casefold()
+
+
+def default_hall_key(context) -> str:
+    """The key of the hall being inserted, for inserts that bypass the ORM."""
+    return hall_key(context.get_current_parameters()["hall"])
+
+
 class Showtime(db.Model):
     __tablename__ = "showtimes"
     __table_args__ = (
         CheckConstraint("price_cents >= 0", name="showtime_price_not_negative"),
-        Index("ix_showtimes_hall_start", "hall", "start_time"),
+        Index("ix_showtimes_hall_key_start", "hall_key", "start_time"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -142,6 +161,11 @@ class Showtime(db.Model):
     # the overlap check is one indexed query.
     end_time: Mapped[datetime] = mapped_column(UTCDateTime)
     hall: Mapped[str] = mapped_column(String(50), default="Main")
+    # The hall's name folded by hall_key(): what the overlap check compares. A
+    # stored column, not an index on lower(hall): on SQLite lower() is the app's
+    # own function (database.py), so an index built by any other connection
+    # would disagree with the app's queries. Case folding can triple a name's length.
+    hall_key: Mapped[str] = mapped_column(String(150), default=default_hall_key)
     price_cents: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
@@ -151,6 +175,11 @@ class Showtime(db.Model):
 
     movie: Mapped[Movie] = relationship(back_populates="showtimes")
     seats: Mapped[list[Seat]] = relationship(back_populates="showtime")
+
+    @validates("hall")
+    def keep_hall_key(self, attribute, hall):
+        self.hall_key = hall_key(hall)
+        return hall
 
 
 reservation_seats = Table(

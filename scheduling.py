@@ -12,7 +12,7 @@ from sqlalchemy import func, insert, or_, select, text, true, update
 import posters
 import schemas as s
 from errors import Conflict, Invalid, NotFound, UpstreamFailed
-from models import CONFIRMED, Movie, Reservation, Seat, Showtime, db, seat_sort_key, utcnow
+from models import CONFIRMED, Movie, Reservation, Seat, Showtime, db, hall_key, seat_sort_key, utcnow
 
 # ---- movies -----------------------------------------------------------------------
 
@@ -275,14 +275,15 @@ def hall_end_time(movie: Movie, start: datetime) -> datetime:
 
 
 def check_hall_free(hall: str, start: datetime, end: datetime, ignore_id=None):
-    """Conflict when another showtime occupies ``hall`` between ``start`` and ``end``."""
+    """Conflict when another showtime occupies ``hall`` (in any spelling) between ``start`` and ``end``."""
+    key = hall_key(hall)
     if db.session.get_bind().dialect.name == "postgresql":
         # Serialise schedulers of the same hall so two overlapping inserts cannot race.
-        db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:hall))"), {"hall": hall})
+        db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:hall))"), {"hall": key})
     statement = (
         select(Showtime.id, Showtime.start_time)
         .where(
-            Showtime.hall == hall,
+            Showtime.hall_key == key,
             Showtime.deleted_at.is_(None),
             Showtime.start_time < end,
             Showtime.end_time > start,

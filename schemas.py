@@ -30,12 +30,28 @@ def cinema_tz():
 def to_utc(value: datetime) -> datetime:
     """Read a naive datetime as cinema local time; return aware UTC."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=cinema_tz())
+        tz = cinema_tz()
+        earlier, later = value.replace(tzinfo=tz, fold=0), value.replace(tzinfo=tz, fold=1)
+        # A local time the clocks skip (spring forward) or pass twice (fall back)
+        # names no single instant: only an offset can say which one is meant.
+        if earlier.utcoffset() != later.utcoffset():
+            if earlier.astimezone(timezone.utc).astimezone(tz).replace(tzinfo=None) != value:
+                raise ValidationError(
+                    f"{value.isoformat()} does not exist in {tz}: the clocks skip it. "
+                    "Give another time, or an offset."
+                )
+            raise ValidationError(
+                f"{value.isoformat()} happens twice in {tz} (the clocks go back): add an offset, "
+                f"{earlier.isoformat()} for the first or {later.isoformat()} for the second."
+            )
+        value = earlier
     return value.astimezone(timezone.utc)
 
 
 def local_day_bounds(day):
     """The UTC instants where a local calendar day starts and the next one starts."""
+    # A day with a clock change lasts 23 or 25 hours. Should midnight itself be
+    # skipped or repeated, fold=0 (the default) still gives the day's first instant.
     tz = cinema_tz()
     start = datetime.combine(day, time.min, tzinfo=tz)
     end = datetime.combine(day.fromordinal(day.toordinal() + 1), time.min, tzinfo=tz)
@@ -245,6 +261,12 @@ class LoginSchema(Schema):
         metadata={"description": "Username or email", "example": "john_doe"},
     )
     password = Secret(required=True, load_only=True, validate=validate.Length(min=1, max=128))
+
+
+class LogoutQuerySchema(Schema):
+    everywhere = fields.Boolean(
+        load_default=False, metadata={"description": "End every session of the user, not only this one"}
+    )
 
 
 class UserSchema(Schema):

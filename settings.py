@@ -3,6 +3,7 @@
 import os
 import secrets
 from datetime import timedelta
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
@@ -27,13 +28,20 @@ DEFAULTS = {
     # Every other route, per client address; generous, against runaway clients.
     "DEFAULT_RATE_LIMIT": "600 per minute",
     "RATELIMIT_KEY_PREFIX": "cinema",
+    # Seconds a request waits for Redis to connect or answer before counting in memory.
+    "RATELIMIT_STORAGE_TIMEOUT": 0.25,
     # When Redis is down, count in memory instead of failing requests.
     "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
     # Bearer tokens, not cookies: any origin may call the API unless narrowed.
     "CORS_ORIGINS": "*",
-    "CORS_EXPOSE_HEADERS": ["X-Total-Count", "Link", "Location"],
+    # ETag lets a browser poll with If-None-Match; Retry-After says how long to back off.
+    "CORS_EXPOSE_HEADERS": ["X-Total-Count", "Link", "Location", "ETag", "Retry-After"],
     "CORS_SEND_WILDCARD": True,  # "*" itself rather than the caller's origin echoed back
     "RATELIMIT_HEADERS_ENABLED": True,
+    # Proxies in front of the app whose X-Forwarded-For (and -Proto) are believed; 0 = none.
+    "TRUSTED_PROXIES": 0,
+    # Where clients reach the API: the base of stored local poster URLs (never the Host header).
+    "PUBLIC_URL": "http://localhost:5500",
     "PASSWORD_HASH_METHOD": "scrypt",
     "LOG_LEVEL": "INFO",
     "ADMIN_USERNAME": None,
@@ -43,7 +51,12 @@ DEFAULTS = {
     "RESEND_FROM": "Cinema <onboarding@resend.dev>",
     "RESEND_API_URL": "https://api.resend.com",
     "EMAIL_TIMEOUT": 5,
+    # Minutes after which a pending email counts as lost (its worker stopped before the
+    # send): send-pending-emails then sends it. Younger ones may be in flight.
+    "EMAIL_PENDING_AFTER_MINUTES": 10,
     "MAX_POSTER_BYTES": 5 * 1024 * 1024,
+    # Width x height a poster's header may claim: more is refused before anyone decodes it.
+    "MAX_POSTER_PIXELS": 50_000_000,
     "POSTER_FOLDER": None,  # instance/posters when unset
     "CLOUDINARY_URL": None,
     "CLOUDINARY_CLOUD_NAME": None,
@@ -51,6 +64,8 @@ DEFAULTS = {
     "CLOUDINARY_API_SECRET": None,
     "CLOUDINARY_UPLOAD_PREFIX": None,
     "CLOUDINARY_TIMEOUT": 20,
+    # Seconds a request waits for the deletion of a poster it replaced (it goes on after).
+    "CLOUDINARY_DELETE_TIMEOUT": 2,
     # OpenAPI, read by flask-smorest.
     "API_TITLE": "Movie Cinema Booking API",
     "API_VERSION": "1.0.0",
@@ -80,7 +95,10 @@ ENVIRONMENT = {
     "RATELIMIT_STORAGE_URI": ("RATELIMIT_STORAGE_URI", str),
     "DEFAULT_RATE_LIMIT": ("DEFAULT_RATE_LIMIT", str),
     "RATELIMIT_KEY_PREFIX": ("RATELIMIT_KEY_PREFIX", str),
+    "RATELIMIT_STORAGE_TIMEOUT": ("RATELIMIT_STORAGE_TIMEOUT", float),
     "CORS_ORIGINS": ("CORS_ORIGINS", lambda v: [o.strip() for o in v.split(",") if o.strip()]),
+    "TRUSTED_PROXIES": ("TRUSTED_PROXIES", int),
+    "PUBLIC_URL": ("PUBLIC_URL", str),
     "RATELIMIT_ENABLED": ("RATELIMIT_ENABLED", lambda v: v.lower() in ("1", "true", "yes")),
     "ADMIN_USERNAME": ("ADMIN_USERNAME", str),
     "ADMIN_EMAIL": ("ADMIN_EMAIL", str),
@@ -89,7 +107,9 @@ ENVIRONMENT = {
     "RESEND_FROM": ("RESEND_FROM", str),
     "RESEND_API_URL": ("RESEND_API_URL", str),
     "EMAIL_TIMEOUT": ("EMAIL_TIMEOUT", float),
+    "EMAIL_PENDING_AFTER_MINUTES": ("EMAIL_PENDING_AFTER_MINUTES", int),
     "MAX_POSTER_BYTES": ("MAX_POSTER_BYTES", int),
+    "MAX_POSTER_PIXELS": ("MAX_POSTER_PIXELS", int),
     "POSTER_FOLDER": ("POSTER_FOLDER", str),
     "CLOUDINARY_URL": ("CLOUDINARY_URL", str),
     "CLOUDINARY_CLOUD_NAME": ("CLOUDINARY_CLOUD_NAME", str),
@@ -97,6 +117,7 @@ ENVIRONMENT = {
     "CLOUDINARY_API_SECRET": ("CLOUDINARY_API_SECRET", str),
     "CLOUDINARY_UPLOAD_PREFIX": ("CLOUDINARY_UPLOAD_PREFIX", str),
     "CLOUDINARY_TIMEOUT": ("CLOUDINARY_TIMEOUT", float),
+    "CLOUDINARY_DELETE_TIMEOUT": ("CLOUDINARY_DELETE_TIMEOUT", float),
     "LOG_LEVEL": ("LOG_LEVEL", str.upper),
     "AUTO_MIGRATE": ("AUTO_MIGRATE", lambda v: v.lower() in ("1", "true", "yes")),
 }
@@ -114,9 +135,15 @@ def settings_from_environment() -> dict:
     return settings
 
 
+# The project's own .env only: never one found in the current or a parent folder.
+DOTENV_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".env")
+# HMAC-SHA256 keys shorter than the hash itself (RFC 7518, section 3.2) are guessable.
+MINIMUM_SECRET_BYTES = 32
+
+
 def load(app, config=None):
     """Defaults, then the environment (and .env), then ``config``; derived settings last."""
-    load_dotenv()
+    load_dotenv(DOTENV_PATH)
     app.config.from_mapping(DEFAULTS)
     app.config.from_mapping(settings_from_environment())
     if config:
@@ -141,35 +168,71 @@ def configure(app):
     except (ZoneInfoNotFoundError, ValueError):
         raise RuntimeError(f"CINEMA_TIMEZONE={config['CINEMA_TIMEZONE']!r} is unknown") from None
     config["SEAT_PRICE_CENTS"] = round(float(config["SEAT_PRICE"]) * 100)
-    # The prefix of the counters' keys in Redis (several apps can share one server).
-    config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"key_prefix": config["RATELIMIT_KEY_PREFIX"]})
+    config["RATELIMIT_STORAGE_OPTIONS"] = {
+        **rate_limit_storage_options(config),
+        **config.get("RATELIMIT_STORAGE_OPTIONS", {}),
+    }
+    config["PUBLIC_URL"] = public_url(config["PUBLIC_URL"])
+    if config["TRUSTED_PROXIES"] < 0:
+        raise RuntimeError(f"TRUSTED_PROXIES={config['TRUSTED_PROXIES']!r} must be 0 or more")
     if not config["JWT_SECRET_KEY"]:
         config["JWT_SECRET_KEY"] = instance_secret(app)
+    secret = config["JWT_SECRET_KEY"]
+    if len(secret.encode() if isinstance(secret, str) else secret) < MINIMUM_SECRET_BYTES:
+        raise RuntimeError(
+            f"JWT_SECRET_KEY must be at least {MINIMUM_SECRET_BYTES} bytes long (UTF-8); make one "
+            'with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+        )
     config["CLOUDINARY"] = posters.cloudinary_settings(config)
 
 
+def rate_limit_storage_options(config) -> dict:
+    """What the rate-limit storage is built with: the key prefix, and Redis's timeouts."""
+    # The prefix of the counters' keys in Redis (several apps can share one server).
+    options = {"key_prefix": config["RATELIMIT_KEY_PREFIX"]}
+    if config["RATELIMIT_STORAGE_URI"].startswith(("redis", "valkey")):
+        # redis-py waits 5 s by default: a hung Redis (not refusing, just silent) would
+        # hold every rate-limited request that long before the in-memory fallback.
+        timeout = config["RATELIMIT_STORAGE_TIMEOUT"]
+        options.update(socket_connect_timeout=timeout, socket_timeout=timeout)
+    return options
+
+
+def public_url(value: str) -> str:
+    """PUBLIC_URL without its trailing slash; anything but an http(s) URL stops the start."""
+    url = value.rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise RuntimeError(f"PUBLIC_URL={value!r} must look like https://cinema.example.com")
+    return url
+
+
 def instance_secret(app) -> str:
-    """A random signing key kept in the instance folder, so tokens survive restarts.
+    """A random signing key kept in the instance folder, so tokens survive restarts."""
+    path = os.path.join(app.instance_path, "jwt-secret.key")
+    key = read_key(path) or create_key(path)
+    # On every start, not only the first: a server that runs on it must not go unnoticed.
+    app.logger.warning(
+        "JWT_SECRET_KEY is not set: using a generated key from %s. "
+        "Set JWT_SECRET_KEY in production.",
+        path,
+    )
+    return key
+
+
+def create_key(path) -> str:
+    """Write a new key to ``path``, unless another worker got there first; return the key.
 
     Several workers may start at once: each writes a candidate to a file of its
     own and links it into place; the link succeeds for one of them only, and
     everyone then uses the key that won.
     """
-    path = os.path.join(app.instance_path, "jwt-secret.key")
-    key = read_key(path)
-    if key:
-        return key
     candidate = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
     descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as file:
         file.write(secrets.token_urlsafe(48))  # 48 random bytes
     try:
         os.link(candidate, path)
-        app.logger.warning(
-            "JWT_SECRET_KEY is not set: using a generated key from %s. "
-            "Set JWT_SECRET_KEY in production.",
-            path,
-        )
     except FileExistsError:
         if not read_key(path):  # not another worker's key, but a damaged file
             os.replace(candidate, path)

@@ -24,10 +24,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from flask_jwt_extended import create_access_token  # noqa: E402
 from sqlalchemy import bindparam, insert, text  # noqa: E402
 from werkzeug.security import generate_password_hash  # noqa: E402
 
+import auth  # noqa: E402
 from app import create_app  # noqa: E402
 from models import (  # noqa: E402
     CANCELLED,
@@ -160,8 +160,7 @@ def build_dataset(app, rng):
                  "ORDER BY id"), {"id": target}
         ).all()
         with app.test_request_context():
-            tokens = {name: create_access_token(identity=str(user_ids[name]),
-                                                additional_claims={"is_admin": name == "boss"})
+            tokens = {name: auth.login_tokens(db.session.get(User, user_ids[name]))["access_token"]
                       for name in ("fan", "booker", "boss")}
         db.session.remove()
         db.engine.dispose()

@@ -52,6 +52,12 @@ def page(server):
         page = browser.new_page(viewport={"width": 1280, "height": 2400})
         page.requests_seen = []
         page.on("request", lambda request: page.requests_seen.append(request.url))
+        page.policy_violations = []
+        page.expose_function("reportViolation", lambda violation: page.policy_violations.append(violation))
+        page.add_init_script(
+            "document.addEventListener('securitypolicyviolation', event =>"
+            " reportViolation(`${event.violatedDirective} ${event.blockedURI} ${event.sample}`))"
+        )
         page.goto(f"{server}/docs/")
         page.wait_for_selector(".opblock-summary-path", timeout=30_000)
         yield page
@@ -108,3 +114,11 @@ def test_authorize_then_try_it_out_calls_this_server(page, server):
     assert status.inner_text().strip() == "200"
     assert '"username": "viewer"' in me.locator(".live-responses-table tbody").inner_text()
     assert f"{server}/me" in page.requests_seen
+
+
+def test_the_page_keeps_to_its_content_security_policy(page, server):
+    """Runs after the others: the page, Authorize and Try it out broke no rule of the policy."""
+    response = page.request.get(f"{server}/docs/")
+
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert page.policy_violations == []

@@ -51,12 +51,24 @@ def run_migrations_online():
     options.setdefault("process_revision_directives", skip_empty_revisions)
     options.setdefault("render_item", render_item)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, **options)
-        with context.begin_transaction():
-            if connection.dialect.name == "postgresql":
-                # Several workers starting at once upgrade one after the other.
-                connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('alembic'))"))
-            context.run_migrations()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A batch migration rebuilds a table and drops the old one, which SQLite refuses
+            # while other tables' foreign keys point at its rows. The pragma only takes
+            # effect outside a transaction, so it goes straight to the driver, before BEGIN.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            context.configure(connection=connection, target_metadata=target_metadata, **options)
+            with context.begin_transaction():
+                if connection.dialect.name == "postgresql":
+                    # Several workers starting at once upgrade one after the other.
+                    connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('alembic'))"))
+                context.run_migrations()
+                if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise RuntimeError("The migration broke a foreign key; nothing was changed.")
+        finally:
+            if sqlite:
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

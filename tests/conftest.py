@@ -2,7 +2,9 @@
 
 With TEST_DATABASE_URL set (a PostgreSQL server URL), the run creates its own
 database there, builds it with the migrations, empties it before every test and
-drops it at the end; an unreachable server fails the run.
+drops it at the end; an unreachable server fails the run. Tests that need Redis take
+the ``redis_url`` fixture: they run against TEST_REDIS_URL and are skipped without it
+(an unreachable one fails the run too).
 """
 
 import functools
@@ -13,6 +15,7 @@ import weakref
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import redis
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 
@@ -23,6 +26,7 @@ from models import db  # noqa: E402
 
 SERVER_URL = os.environ.get("TEST_DATABASE_URL") or None
 DATABASE_URL = None  # this run's own PostgreSQL database, when SERVER_URL is set
+REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
 
 SECRET = "test-secret-key-that-is-at-least-32-bytes-long"
 ADMIN = {"username": "admin", "email": "admin@example.com", "password": "admin-pass-1"}
@@ -78,6 +82,8 @@ def drop_database(url):
 
 def pytest_sessionstart(session):
     global DATABASE_URL
+    if REDIS_URL:
+        check_redis(REDIS_URL)
     if not SERVER_URL:
         return
     try:
@@ -87,6 +93,25 @@ def pytest_sessionstart(session):
     app = create_app({"SQLALCHEMY_DATABASE_URI": DATABASE_URL, "AUTO_MIGRATE": True})
     with app.app_context():
         db.engine.dispose()
+
+
+def check_redis(url):
+    """End the run at once when the Redis the tests were promised does not answer."""
+    server = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        server.ping()
+    except redis.RedisError as error:
+        pytest.exit(f"TEST_REDIS_URL is set but Redis is unreachable: {error}", returncode=3)
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def redis_url():
+    """TEST_REDIS_URL, for the tests that need a real Redis; they are skipped without it."""
+    if not REDIS_URL:
+        pytest.skip("needs Redis: set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379) to run it")
+    return REDIS_URL
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -149,6 +174,9 @@ def clean_environment(monkeypatch):
         "CLOUDINARY_UPLOAD_PREFIX",
         "POSTER_FOLDER",
         "MAX_POSTER_BYTES",
+        "MAX_POSTER_PIXELS",
+        "PUBLIC_URL",
+        "TRUSTED_PROXIES",
         "RESEND_FROM",
         "RESEND_API_URL",
         "EMAIL_TIMEOUT",

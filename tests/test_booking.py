@@ -114,6 +114,16 @@ def test_cancel_frees_the_seats_and_keeps_the_row(ctx):
     assert booking.book(ctx.bob.id, ctx.showtime_id, ["A1", "A2"]).status == CONFIRMED
 
 
+def test_a_cancellation_owes_its_notice_until_it_is_sent(ctx):
+    reservation = booking.book(ctx.ann.id, ctx.showtime_id, ["A1"])
+    db.session.get(Reservation, reservation.id).email_status = "sent"  # the confirmation went out
+    db.session.commit()
+
+    booking.cancel(reservation.id, ctx.ann)  # a worker that dies here sends nothing
+
+    assert db.session.get(Reservation, reservation.id).email_status == "pending"
+
+
 def test_cancel_twice_is_a_conflict(ctx):
     reservation = booking.book(ctx.ann.id, ctx.showtime_id, ["A1"])
     booking.cancel(reservation.id, ctx.ann)

@@ -166,6 +166,29 @@ def test_overlapping_showtimes_in_one_hall_cannot_both_be_scheduled(server):
     assert [showtime["hall"] for showtime in listed] == ["One"]
 
 
+def test_one_hall_under_different_spellings_cannot_be_double_scheduled(server):
+    """Ten admins schedule one hall at once, each spelling its name differently: one wins."""
+    base, _ = server
+    admin = token(base, ADMIN["username"], ADMIN["password"])
+    movie = requests.post(
+        f"{base}/movies", json={"title": "Clash", "genre": "Drama", "duration_minutes": 90},
+        headers=admin,
+    ).json()
+    spellings = ["Two", "two", "TWO", "tWo", "twO", " two", "Two ", "TWo", "tWO", "TwO"]
+
+    def schedule(hall):
+        def call(session):
+            body = {"movie_id": movie["id"], "start_time": future(hour=15), "hall": hall}
+            return session.post(f"{base}/showtimes", json=body, headers=admin, timeout=60)
+
+        return call
+
+    responses = all_at_once([schedule(hall) for hall in spellings])
+
+    statuses = Counter(response.status_code for response in responses)
+    assert statuses == {201: 1, 409: 9}, statuses
+
+
 def test_archiving_a_showtime_while_it_is_being_booked(server):
     """Bookings and the admin's delete race: either the delete sees a booking (409) or no booking lands."""
     base, _ = server

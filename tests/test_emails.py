@@ -3,13 +3,15 @@
 import base64
 import logging
 import re
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import update
 
 from conftest import Cinema, future, test_config
 from fakes import FakeResend, closed_port_url
-from models import Reservation, Showtime, db
+from models import Reservation, Showtime, db, utcnow
 
 from app import create_app
 
@@ -310,3 +312,97 @@ def test_line_breaks_stored_in_a_title_never_start_a_log_line(tmp_path, caplog):
     assert "Movie: Heat 2030-01-01 ERROR cinema: forged" in caplog.text
     assert "(Main Hall)" in caplog.text
     assert not any(line.startswith("2030-01-01") for line in caplog.text.splitlines())
+
+
+# ---- emails whose sender stopped (a worker killed between the commit and the send) ----
+
+
+def book_without_email(cinema, monkeypatch):
+    """A booking committed by a worker that stopped before its email: still ``pending``."""
+    with monkeypatch.context() as patch:
+        patch.setattr("app.send_booking_confirmation", lambda reservation: None)
+        reservation, headers, _ = book(cinema)
+    assert reservation["email_status"] == "pending"
+    return reservation, headers
+
+
+def pending_since(app, reservation_id, minutes):
+    """Make the reservation's email look pending for ``minutes`` already."""
+    with app.app_context():
+        db.session.execute(
+            update(Reservation)
+            .where(Reservation.id == reservation_id)
+            .values(updated_at=utcnow() - timedelta(minutes=minutes))
+        )
+        db.session.commit()
+
+
+def test_an_email_pending_for_long_is_sent(app, cinema, resend_fake, monkeypatch):
+    reservation, headers = book_without_email(cinema, monkeypatch)
+    pending_since(app, reservation["id"], minutes=11)
+
+    result = send_pending(app)
+
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "1 of 1 failed emails sent."
+    assert email_status(cinema, reservation["id"], headers) == "sent"
+    (email,) = resend_fake.delivered
+    assert email.headers["Idempotency-Key"].startswith(f"booking-confirmation/{reservation['id']}-")
+    assert send_pending(app).output.strip() == "0 of 0 failed emails sent."
+
+
+@pytest.mark.parametrize("minutes, setting", [(0, None), (9, None), (11, 30)])
+def test_an_email_that_may_be_in_flight_is_left_alone(app, cinema, resend_fake, monkeypatch, minutes, setting):
+    """Younger than EMAIL_PENDING_AFTER_MINUTES (default 10), its sender may be at it now."""
+    if setting:
+        app.config["EMAIL_PENDING_AFTER_MINUTES"] = setting
+    reservation, headers = book_without_email(cinema, monkeypatch)
+    pending_since(app, reservation["id"], minutes)
+
+    assert send_pending(app).output.strip() == "0 of 0 failed emails sent."
+    assert email_status(cinema, reservation["id"], headers) == "pending"
+    assert resend_fake.requests == []
+
+
+class SlowResend(FakeResend):
+    """Holds every email until ``release`` is set; ``received`` tells that one came in."""
+
+    def __init__(self):
+        super().__init__()
+        self.received, self.release = threading.Event(), threading.Event()
+
+    def answer(self, recorded):
+        self.received.set()
+        self.release.wait(timeout=15)
+        return super().answer(recorded)
+
+
+@pytest.mark.parametrize("email", ["failed", "pending for long"])
+def test_two_runs_at_once_send_an_email_once(tmp_path, monkeypatch, email):
+    """A cron run that starts while another one still waits for Resend leaves its emails alone."""
+    slow = SlowResend()
+    try:
+        app = create_app(test_config(tmp_path, RESEND_API_KEY=API_KEY, RESEND_API_URL=slow.url, EMAIL_TIMEOUT=15))
+        cinema = Cinema(app.test_client())
+        reservation, headers = book_without_email(cinema, monkeypatch)
+        pending_since(app, reservation["id"], minutes=11)
+        if email == "failed":
+            with app.app_context():
+                db.session.get(Reservation, reservation["id"]).email_status = "failed"
+                db.session.commit()
+        first = []
+        running = threading.Thread(target=lambda: first.append(send_pending(app)))
+        running.start()
+        slow.received.wait(timeout=15)  # the first run is waiting for Resend
+
+        second = send_pending(app)
+        slow.release.set()
+        running.join(timeout=30)
+
+        assert second.output.strip() == "0 of 0 failed emails sent."
+        assert first[0].output.strip() == "1 of 1 failed emails sent."
+        assert len(slow.requests) == 1
+        assert email_status(cinema, reservation["id"], headers) == "sent"
+    finally:
+        slow.release.set()
+        slow.stop()

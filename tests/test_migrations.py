@@ -1,7 +1,7 @@
 """The migrations are the schema: they build exactly what the models describe."""
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -13,7 +13,7 @@ from sqlalchemy import inspect, text
 import conftest
 from app import create_app
 from database import INITIAL_REVISION, MIGRATIONS
-from conftest import Cinema, test_config
+from conftest import Cinema, assert_error, test_config
 from models import db
 
 
@@ -138,3 +138,76 @@ def test_a_database_from_before_migrations_is_adopted(tmp_path, empty_database):
     cinema = Cinema(app.test_client())
     titles = [movie["title"] for movie in app.test_client().get("/movies", headers=cinema.admin).json]
     assert titles == ["Kept"]
+
+
+def test_upgrading_gives_every_existing_user_a_key_of_their_own(tmp_path, empty_database):
+    """Users from before token keys, with bookings pointing at them, get a random key each."""
+    app = migrated_app(tmp_path, empty_database, ADMIN_USERNAME=None)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision="eac0434c283a")
+        for name in ("ann", "bob", "cid"):
+            db.session.execute(
+                text("INSERT INTO users (username, username_key, email, password_hash, is_admin, "
+                     "created_at) VALUES (:name, :name, :email, 'x', false, :now)"),
+                {"name": name, "email": f"{name}@example.com", "now": now},
+            )
+        db.session.execute(
+            text("INSERT INTO movies (title, genre, created_at) VALUES ('Kept', 'Drama', :now)"),
+            {"now": now},
+        )
+        db.session.execute(
+            text("INSERT INTO showtimes (movie_id, start_time, end_time, hall, price_cents, "
+                 "created_at) SELECT id, :now, :now, 'Main', 1000, :now FROM movies"),
+            {"now": now},
+        )
+        db.session.execute(
+            text("INSERT INTO reservations (user_id, showtime_id, status, total_cents, created_at, "
+                 "updated_at, email_status) SELECT users.id, showtimes.id, 'confirmed', 1000, "
+                 ":now, :now, 'sent' FROM users, showtimes"),
+            {"now": now},
+        )
+        db.session.commit()
+
+        upgrade(directory=MIGRATIONS)
+
+        keys = db.session.execute(text("SELECT token_key FROM users")).scalars().all()
+        booked = db.session.scalar(
+            text("SELECT count(*) FROM reservations JOIN users ON users.id = reservations.user_id")
+        )
+        db.session.commit()
+        assert schema_differences() == ([], head_revision())
+    assert len(keys) == 3 and len(set(keys)) == 3
+    assert all(len(key) == 32 for key in keys)
+    assert booked == 3
+
+
+def test_upgrading_folds_the_hall_names_of_existing_showtimes(tmp_path, empty_database):
+    """Showtimes scheduled before halls were compared by folded name still block their hall."""
+    old = migrated_app(tmp_path, empty_database)
+    start = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0) + timedelta(days=30)
+    with old.app_context():
+        upgrade(directory=MIGRATIONS, revision="eac0434c283a")
+        db.session.execute(
+            text("INSERT INTO movies (title, genre, created_at) VALUES ('Kept', 'Drama', :now)"),
+            {"now": start},
+        )
+        db.session.execute(
+            text(
+                "INSERT INTO showtimes (movie_id, start_time, end_time, hall, price_cents, created_at)"
+                " VALUES (1, :start, :end, 'Salle  Été', 1000, :start)"
+            ),
+            {"start": start, "end": start + timedelta(hours=2)},
+        )
+        db.session.commit()
+
+    app = migrated_app(tmp_path, empty_database, AUTO_MIGRATE=True)
+
+    with app.app_context():
+        assert schema_differences() == ([], head_revision())
+    cinema = Cinema(app.test_client())
+    overlapping = (start + timedelta(hours=1)).isoformat() + "Z"
+    response = app.test_client().post(
+        "/showtimes", json={"movie_id": 1, "start_time": overlapping, "hall": "SALLE été"}, headers=cinema.admin
+    )
+    assert_error(response, 409, "showtime 1")

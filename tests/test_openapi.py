@@ -1,12 +1,19 @@
 """The OpenAPI document at /openapi.json and the docs page at /docs."""
 
+import io
 import re
+from functools import partial
 
 import pytest
 from openapi_spec_validator import validate
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
-from conftest import assert_error
+from app import create_app
+from conftest import Cinema, assert_error, test_config
 from contract_endpoints import CONTRACT_ENDPOINTS, PAGINATED, RATE_LIMITED
+from fakes import closed_port_url
+from models import db
 
 ERROR_STATUSES_EVERYWHERE = {"500", "503"}
 
@@ -228,3 +235,332 @@ def test_docs_without_a_slash_redirects(client):
 
 def test_unknown_docs_file_is_a_json_404(client):
     assert_error(client.get("/docs/no-such-file.js"), 404)
+
+
+# ---- the documented examples are real answers ---------------------------------------
+
+# Errors every operation may meet whose example is the shared one, checked once below.
+SHARED_ERRORS = {400, 413, 415, 500, 503}
+MISSING = 999  # an id nothing in the demo cinema has
+
+
+def shape(value):
+    """A JSON value's keys, recursively, and the kind of each leaf; a list by its first item."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return "number" if isinstance(value, (int, float)) else "string"
+
+
+def wording(message: str) -> str:
+    """A message without its numbers (ids, times) and error ids: what example and answer share."""
+    return re.sub(r"\d+", "N", re.sub(r"\b[0-9a-f]{12}\b", "ID", message))
+
+
+def documented_examples(spec):
+    """(method, path, status) -> the JSON example of every documented answer that has one."""
+    examples = {}
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            for status, response in op["responses"].items():
+                content = resolve(spec, response).get("content", {}).get("application/json", {})
+                if "example" in content:
+                    examples[(method.upper(), path, int(status))] = content["example"]
+    return examples
+
+
+def request_example(spec, method, path):
+    return operation(spec, method, path)["requestBody"]["content"]["application/json"]["example"]
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Demo:
+    """The demo cinema of ``flask --app app seed-demo``, used the way its docs page shows."""
+
+    def __init__(self, app, client, spec):
+        result = app.test_cli_runner().invoke(args=["seed-demo"])
+        assert result.exit_code == 0, result.output
+        self.app, self.client, self.spec = app, client, spec
+        self.admin = self.login({"username": "demo_admin", "password": "demo-admin-pass"})
+        self.user = self.login(request_example(spec, "POST", "/login"))
+
+    def login(self, credentials):
+        response = self.client.post("/login", json=credentials)
+        assert response.status_code == 200, (credentials, response.json)
+        return bearer(response.json["access_token"])
+
+    def example(self, method, path):
+        return request_example(self.spec, method, path)
+
+
+@pytest.fixture
+def demo(app, client, spec):
+    return Demo(app, client, spec)
+
+
+def test_the_login_and_register_examples_work_on_the_demo_data(demo):
+    login = demo.client.post("/login", json=demo.example("POST", "/login"))
+    register = demo.client.post("/register", json=demo.example("POST", "/register"))
+
+    assert login.status_code == 200, login.json
+    assert login.json["user"]["username"] == "demo_user"
+    assert register.status_code == 201, register.json  # no demo account has that name or email
+
+
+def successful_answers(demo):
+    """(method, path, status) -> a real answer, for each documented success."""
+    client, admin, user = demo.client, demo.admin, demo.user
+    answers = {}
+
+    def answer(method, path, status, url=None, **request):
+        response = client.open(url or path, method=method, **request)
+        assert response.status_code == status, (method, url or path, response.get_json())
+        answers[(method, path, status)] = response.get_json()
+        return response.get_json()
+
+    registered = answer("POST", "/register", 201, json=demo.example("POST", "/register"))
+    answer("POST", "/login", 200, json=demo.example("POST", "/login"))
+    answer("POST", "/users/promote/{user_id}", 200, f"/users/promote/{registered['user']['id']}", headers=admin)
+    showtime = client.post("/showtimes", json=demo.example("POST", "/showtimes"), headers=admin).json
+    seats = {**demo.example("POST", "/seats"), "showtime_id": showtime["id"]}  # the example's has seats already
+    answer("POST", "/seats", 201, json=seats, headers=admin)
+    reserved = answer("POST", "/reservations", 201, json=demo.example("POST", "/reservations"), headers=user)
+    reservation_id, showtime_id = reserved["reservation"]["id"], reserved["reservation"]["showtime_id"]
+    answer("GET", "/reservations/{reservation_id}", 200, f"/reservations/{reservation_id}", headers=user)
+    answer("GET", "/showtimes/{showtime_id}/seats", 200, f"/showtimes/{showtime_id}/seats", headers=user)
+    answer("DELETE", "/reservations/{reservation_id}", 200, f"/reservations/{reservation_id}", headers=user)
+    answer("GET", "/admin/report", 200, headers=admin)
+    answer("GET", "/health", 200)
+    return answers
+
+
+def test_the_examples_of_answers_have_the_keys_of_real_answers(spec, demo):
+    """On the demo data and with the documented requests, each example has a real answer's keys."""
+    documented = {key: example for key, example in documented_examples(spec).items() if key[2] < 400}
+
+    answers = successful_answers(demo)
+
+    assert set(documented) == set(answers)
+    for key, example in documented.items():
+        assert shape(example) == shape(answers[key]), (key, example, answers[key])
+
+
+def operation_errors(demo, tmp_path):
+    """(method, path, status) -> the real answer, for each error whose example is the operation's own."""
+    client, admin, user = demo.client, demo.admin, demo.user
+    from test_posters import PNG
+
+    def image(data=PNG, headers=admin, **form):
+        return {"data": {"image": (io.BytesIO(data), "poster.png", "image/png"), **form}, "headers": headers}
+
+    calls = {}
+    for method, path, auth in CONTRACT_ENDPOINTS:
+        url = re.sub(r"\{\w+\}", str(MISSING), path)
+        body = {"json": {}} if method in {"POST", "PUT"} else {}
+        if auth != "none":
+            calls[(method, path, 401)] = partial(client.open, url, method=method, **body)
+        if auth == "admin":
+            calls[(method, path, 403)] = partial(client.open, url, method=method, headers=user, **body)
+    showtime_example = demo.example("POST", "/showtimes")
+    # In the demo cinema showtime 3 (of movie 3) is booked, reservation 3 is demo_user's and
+    # cancelled, and a 600-minute movie 1 would run into the next showtime in its hall.
+    calls.update(
+        {
+            ("POST", "/login", 401): partial(client.post, "/login", json={"username": "demo_user", "password": "x"}),
+            ("GET", "/reservations", 403): partial(client.get, "/reservations?all=true", headers=user),
+            ("POST", "/users/promote/{user_id}", 404): partial(client.post, f"/users/promote/{MISSING}", headers=admin),
+            ("GET", "/movies/{movie_id}", 404): partial(client.get, f"/movies/{MISSING}", headers=user),
+            ("PUT", "/movies/{movie_id}", 404): partial(
+                client.put, f"/movies/{MISSING}", json={"title": "X"}, headers=admin
+            ),
+            ("DELETE", "/movies/{movie_id}", 404): partial(client.delete, f"/movies/{MISSING}", headers=admin),
+            ("POST", "/upload-poster", 404): partial(client.post, "/upload-poster", **image(movie_id=str(MISSING))),
+            ("POST", "/movies/{movie_id}/poster", 404): partial(client.post, f"/movies/{MISSING}/poster", **image()),
+            ("GET", "/posters/{name}", 404): partial(client.get, "/posters/nothing.png"),
+            ("POST", "/showtimes", 404): partial(
+                client.post, "/showtimes", json={**showtime_example, "movie_id": MISSING}, headers=admin
+            ),
+            ("GET", "/showtimes/{showtime_id}", 404): partial(client.get, f"/showtimes/{MISSING}", headers=user),
+            ("PUT", "/showtimes/{showtime_id}", 404): partial(
+                client.put, f"/showtimes/{MISSING}", json={"price": 5}, headers=admin
+            ),
+            ("DELETE", "/showtimes/{showtime_id}", 404): partial(client.delete, f"/showtimes/{MISSING}", headers=admin),
+            ("GET", "/showtimes/{showtime_id}/seats", 404): partial(
+                client.get, f"/showtimes/{MISSING}/seats", headers=user
+            ),
+            ("POST", "/seats", 404): partial(
+                client.post, "/seats", json={"showtime_id": MISSING, "seats": ["A1"]}, headers=admin
+            ),
+            ("POST", "/reservations", 404): partial(
+                client.post, "/reservations", json={"showtime_id": MISSING, "seats": ["A1"]}, headers=user
+            ),
+            ("GET", "/reservations/{reservation_id}", 404): partial(
+                client.get, f"/reservations/{MISSING}", headers=user
+            ),
+            ("DELETE", "/reservations/{reservation_id}", 404): partial(
+                client.delete, f"/reservations/{MISSING}", headers=user
+            ),
+            ("POST", "/register", 409): partial(
+                twice, partial(client.post, "/register", json=demo.example("POST", "/register"))
+            ),
+            ("PUT", "/movies/{movie_id}", 409): partial(
+                client.put, "/movies/1", json={"duration_minutes": 600}, headers=admin
+            ),
+            ("DELETE", "/movies/{movie_id}", 409): partial(client.delete, "/movies/3", headers=admin),
+            ("POST", "/showtimes", 409): partial(
+                twice, partial(client.post, "/showtimes", json=showtime_example, headers=admin)
+            ),
+            ("PUT", "/showtimes/{showtime_id}", 409): partial(
+                client.put, "/showtimes/3", json={"price": 5}, headers=admin
+            ),
+            ("DELETE", "/showtimes/{showtime_id}", 409): partial(client.delete, "/showtimes/3", headers=admin),
+            ("POST", "/seats", 409): partial(
+                client.post, "/seats", json={"showtime_id": 3, "seats": ["A1"]}, headers=admin
+            ),
+            ("POST", "/reservations", 409): partial(twice, partial(book_a1, client, user)),
+            ("DELETE", "/reservations/{reservation_id}", 409): partial(client.delete, "/reservations/3", headers=user),
+            ("POST", "/upload-poster", 400): partial(client.post, "/upload-poster", **image(b"not an image")),
+            ("POST", "/movies/{movie_id}/poster", 400): partial(client.post, "/movies/1/poster", **image(b"not an image")),
+            ("POST", "/upload-poster", 415): partial(
+                client.post, "/upload-poster", data="image", content_type="text/plain", headers=admin
+            ),
+            ("POST", "/movies/{movie_id}/poster", 415): partial(
+                client.post, "/movies/1/poster", data="image", content_type="text/plain", headers=admin
+            ),
+            ("GET", "/health", 503): partial(during_outage, demo.app, partial(client.get, "/health")),
+        }
+    )
+    # An image host that is not there.
+    nowhere = f"cloudinary://k:s@cloud?upload_prefix={closed_port_url()}"
+    cloudy = Cinema(new_app(tmp_path / "cloudy", CLOUDINARY_URL=nowhere).test_client())
+    movie_id = cloudy.movie()["id"]
+    calls[("POST", "/upload-poster", 502)] = partial(
+        cloudy.client.post, "/upload-poster", **image(headers=cloudy.admin)
+    )
+    calls[("POST", "/movies/{movie_id}/poster", 502)] = partial(
+        cloudy.client.post, f"/movies/{movie_id}/poster", **image(headers=cloudy.admin)
+    )
+    return {key: call() for key, call in calls.items()}
+
+
+def shared_errors(demo, tmp_path):
+    """Component response name -> a real answer it stands for (429 aside, see rate_limited_errors)."""
+    client, admin, user = demo.client, demo.admin, demo.user
+    failing = new_app(tmp_path / "failing", TESTING=False, PROPAGATE_EXCEPTIONS=False)
+    failing.add_url_rule("/explode", "explode", lambda: 1 / 0)
+    too_large = "x" * (demo.app.config["MAX_CONTENT_LENGTH"] + 1)
+    return {
+        "BAD_REQUEST": client.post("/movies", json={"genre": "Sci-Fi"}, headers=admin),
+        "UNAUTHORIZED": client.get("/me"),
+        "FORBIDDEN": client.get("/users", headers=user),
+        "NOT_FOUND": client.get("/movies/7", headers=user),
+        "CONFLICT": twice(partial(book_a1, client, user)),
+        "REQUEST_ENTITY_TOO_LARGE": client.post(
+            "/movies", data=too_large, content_type="application/json", headers=admin
+        ),
+        "UNSUPPORTED_MEDIA_TYPE": client.post("/movies", data="x", content_type="text/plain", headers=admin),
+        "INTERNAL_SERVER_ERROR": failing.test_client().get("/explode"),
+        "SERVICE_UNAVAILABLE": during_outage(
+            demo.app, partial(client.post, "/login", json=demo.example("POST", "/login"))
+        ),
+    }
+
+
+def rate_limited_errors(tmp_path):
+    """The 429s of login and registration. Last: an app with rate limits turns them on for all."""
+    client = new_app(tmp_path / "limited", RATELIMIT_ENABLED=True).test_client()
+    return {
+        ("POST", "/login", 429): past_the_limit(partial(client.post, "/login", json={})),
+        ("POST", "/register", 429): past_the_limit(partial(client.post, "/register", json={})),
+    }
+
+
+def new_app(folder, **settings):
+    folder.mkdir()
+    return create_app(test_config(folder, **settings))
+
+
+def book_a1(client, headers):
+    return client.post("/reservations", json={"showtime_id": 3, "seats": ["A1"]}, headers=headers)
+
+
+def twice(call):
+    """The second answer to the same request."""
+    call()
+    return call()
+
+
+def past_the_limit(call):
+    for _ in range(1000):
+        response = call()
+        if response.status_code == 429:
+            return response
+    raise AssertionError("no 429 after 1000 requests")
+
+
+def during_outage(app, call):
+    """The answer to ``call`` while every statement fails as when the database is gone."""
+
+    def outage(connection, cursor, statement, parameters, context, executemany):
+        raise OperationalError(statement, parameters, Exception("server closed the connection"))
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", outage)
+    try:
+        return call()
+    finally:
+        with app.app_context():
+            event.remove(db.engine, "before_cursor_execute", outage)
+
+
+def error_mismatch(example, response):
+    """Why ``example`` is not what ``response`` answered, or None when it is."""
+    real = response.get_json()
+    if real is None or response.status_code != example["status"]:
+        return f"answered {response.status_code}: {response.get_data(as_text=True)[:200]}"
+    if shape(example) != shape(real) or example["error"] != real["error"]:
+        return f"documented {example}, answered {real}"
+    if wording(example["message"]) != wording(real["message"]):
+        return f"documented {example['message']!r}, answered {real['message']!r}"
+    return None
+
+
+def test_documented_errors_are_the_real_ones(spec, demo, tmp_path):
+    """Each error example says what the server answers then (ids and times aside)."""
+    answers = operation_errors(demo, tmp_path)
+    components = {
+        name: json_content(spec, item)["example"] for name, item in spec["components"]["responses"].items()
+    }
+    shared_answers = shared_errors(demo, tmp_path)
+    answers.update(rate_limited_errors(tmp_path))
+    shared_answers["TOO_MANY_REQUESTS"] = answers[("POST", "/login", 429)]
+    shared_by_status = {example["status"]: example for example in components.values()}
+    problems = []
+
+    for (method, path, status), example in documented_examples(spec).items():
+        if status < 400:
+            continue
+        if (method, path, status) in answers:
+            problem = error_mismatch(example, answers[(method, path, status)])
+        elif status in SHARED_ERRORS:
+            problem = None if example == shared_by_status[status] else f"not the shared example: {example}"
+        else:
+            problem = "no real request stands behind this example"
+        if problem:
+            problems.append(f"{method} {path} {status}: {problem}")
+    for name, example in components.items():
+        problem = error_mismatch(example, shared_answers[name])
+        if problem:
+            problems.append(f"components/responses/{name}: {problem}")
+
+    assert problems == [], "\n".join(problems)

@@ -1,8 +1,15 @@
 """Poster uploads: checked by content, stored locally or on (a fake) Cloudinary."""
 
 import base64
+import errno
 import io
+import logging
+import os
+import struct
+import tempfile
+import threading
 import zipfile
+import zlib
 
 import pytest
 
@@ -69,11 +76,11 @@ def test_upload_and_fetch_back_each_format(client, cinema, kind):
     assert response.status_code == 201, response.json
     assert set(response.json) == {"url", "poster_url", "movie"}
     url = response.json["url"]
-    assert url.startswith("http://localhost/posters/")
+    assert url.startswith("http://localhost:5500/posters/")  # PUBLIC_URL's default
     assert response.json["poster_url"] == url
     assert response.json["movie"] is None
     assert response.headers["Location"] == url
-    fetched = client.get(url.removeprefix("http://localhost"))
+    fetched = client.get(url.removeprefix("http://localhost:5500"))
     assert fetched.status_code == 200
     assert fetched.data == data
     assert fetched.mimetype == content_type
@@ -81,15 +88,74 @@ def test_upload_and_fetch_back_each_format(client, cinema, kind):
     assert "immutable" in fetched.headers["Cache-Control"]
 
 
-def test_url_uses_the_request_host(client, cinema):
+def test_url_never_uses_the_request_host(tmp_path):
+    client = create_app(test_config(tmp_path, PUBLIC_URL="https://cinema.example.com/")).test_client()
+    admin = _admin(client)
+    movie = client.post("/movies", json={"title": "Heat", "genre": "Crime"}, headers=admin).json
+
     response = client.post(
         "/upload-poster",
-        data={"file": (io.BytesIO(PNG), "p.png")},
-        headers={**cinema.admin, "Host": "cinema.example.com:8080"},
+        data={"file": (io.BytesIO(PNG), "p.png"), "movie_id": str(movie["id"])},
+        headers={**admin, "Host": "evil.example"},
     )
 
     assert response.status_code == 201, response.json
-    assert response.json["url"].startswith("http://cinema.example.com:8080/posters/")
+    url = response.json["url"]
+    assert url.startswith("https://cinema.example.com/posters/")  # the trailing slash is dropped
+    assert response.headers["Location"] == url
+    # What every user is shown afterwards, on any host.
+    shown = client.get(f"/movies/{movie['id']}", headers={**admin, "Host": "cinema.example.com"})
+    assert shown.json["poster_url"] == url
+    listed = client.get("/movies", headers=admin).json
+    assert [item["poster_url"] for item in listed] == [url]
+
+
+def test_public_url_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("PUBLIC_URL", "https://api.cinema.example/v1")
+    client = create_app(test_config(tmp_path)).test_client()
+
+    response = upload(client, _admin(client), PNG)
+
+    assert response.json["url"].startswith("https://api.cinema.example/v1/posters/")
+
+
+@pytest.mark.parametrize(
+    "public_url", ["cinema.example.com", "ftp://cinema.example.com", "https://", "https://a.example/?x=1"]
+)
+def test_a_bad_public_url_stops_the_start(tmp_path, public_url):
+    with pytest.raises(RuntimeError, match="PUBLIC_URL"):
+        create_app(test_config(tmp_path, PUBLIC_URL=public_url))
+
+
+class FullDisk(io.FileIO):
+    """A file whose writes fail the way a full, over-quota or read-only disk fails them."""
+
+    code = errno.ENOSPC
+
+    def write(self, data):
+        raise OSError(self.code, os.strerror(self.code))
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EROFS])
+def test_a_full_disk_is_a_503_and_changes_nothing(client, cinema, tmp_path, monkeypatch, code):
+    movie = cinema.movie(poster_url="https://example.com/old.jpg")
+    monkeypatch.setattr(FullDisk, "code", code)
+    monkeypatch.setattr(os, "fdopen", lambda descriptor, mode: FullDisk(descriptor, mode.replace("b", "")))
+
+    response = upload(client, cinema.admin, PNG, movie_id=str(movie["id"]))
+
+    assert_error(response, 503, "full or read-only")
+    assert movie_poster(cinema, movie["id"]) == "https://example.com/old.jpg"
+    assert list((tmp_path / "posters").iterdir()) == []  # no half-written file left
+
+
+def test_a_read_only_poster_folder_is_a_503(client, cinema, tmp_path, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+
+    assert_error(upload(client, cinema.admin, PNG), 503, "full or read-only")
 
 
 def test_same_image_twice_gives_the_same_url(client, cinema):
@@ -202,6 +268,175 @@ def test_damaged_png_is_refused(client, cinema):
     damaged[40] ^= 0xFF  # inside the image data: its checksum no longer matches
 
     assert_error(upload(client, cinema.admin, bytes(damaged)), 400, "checksum")
+
+
+# ---- images that are also pages, and images of absurd sizes ----------------------
+# Built by hand from the tiny images above: a header field changed, a block added.
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_image(width=2, height=3, chunks=b"", after=b""):
+    """PNG with another size in IHDR, extra chunks before IEND, bytes after it."""
+    header = struct.pack(">II", width, height) + PNG[24:29]  # depth, colour type, ...
+    return PNG[:8] + png_chunk(b"IHDR", header) + PNG[33:-12] + chunks + PNG[-12:] + after
+
+
+def gif_image(width=2, height=3, blocks=b"", after=b""):
+    """GIF with another logical screen size, extension blocks before the image, bytes after."""
+    return b"GIF89a" + struct.pack("<HH", width, height) + GIF[10:25] + blocks + GIF[25:] + after
+
+
+def gif_comment(text: bytes) -> bytes:
+    """A comment extension: the text in sub-blocks of at most 255 bytes."""
+    parts = [text[start : start + 255] for start in range(0, len(text), 255)]
+    return b"\x21\xfe" + b"".join(bytes([len(part)]) + part for part in parts) + b"\x00"
+
+
+JPEG_FRAME = JPEG.index(b"\xff\xc0")  # the SOF0 segment: length, precision, height, width
+
+
+def jpeg_image(width=2, height=3, segments=b"", after=b""):
+    """JPEG with another size in its frame header, segments after SOI, bytes after EOI."""
+    sized = JPEG[: JPEG_FRAME + 5] + struct.pack(">HH", height, width) + JPEG[JPEG_FRAME + 9 :]
+    return sized[:2] + segments + sized[2:] + after
+
+
+def jpeg_segment(code: int, body: bytes) -> bytes:
+    return bytes([0xFF, code]) + struct.pack(">H", len(body) + 2) + body
+
+
+def webp_image(*chunks: bytes) -> bytes:
+    body = b"WEBP" + b"".join(chunks)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def webp_chunk(kind: bytes, body: bytes) -> bytes:
+    return kind + struct.pack("<I", len(body)) + body + b"\x00" * (len(body) % 2)
+
+
+WEBP_LOSSLESS = WEBP[12:]  # its one VP8L chunk
+
+
+def webp_canvas(width, height, *chunks):
+    """An extended WebP (VP8X) with a canvas of that size."""
+    canvas = b"\x00" * 4 + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    return webp_image(webp_chunk(b"VP8X", canvas), WEBP_LOSSLESS, *chunks)
+
+
+def webp_lossless(width, height):
+    """The lossless WebP with another size in its VP8L header (alpha and version bits kept)."""
+    body = WEBP[20:]
+    (bits,) = struct.unpack("<I", body[1:5])
+    bits = bits & 0xF0000000 | (width - 1) | (height - 1) << 14
+    return webp_image(webp_chunk(b"VP8L", body[:1] + struct.pack("<I", bits) + body[5:]))
+
+
+def webp_lossy(width, height):
+    frame = b"\x10\x02\x00" + b"\x9d\x01\x2a" + struct.pack("<HH", width, height) + b"\x00" * 8
+    return webp_image(webp_chunk(b"VP8 ", frame))
+
+
+SCRIPT = b"<html><script>alert(document.domain)</script></html>"
+# Harmless text that puts what follows past the first kilobyte, which is searched anyway.
+FILLER = b"A poster. " * 110
+
+
+def test_the_hand_built_images_are_accepted(client, cinema):
+    for image in (
+        png_image(chunks=png_chunk(b"tEXt", b"Comment\x00" + FILLER)),
+        gif_image(blocks=gif_comment(FILLER)),
+        jpeg_image(segments=jpeg_segment(0xFE, FILLER)),
+        webp_canvas(2, 3, webp_chunk(b"XMP ", b"<x:xmpmeta>" + FILLER + b"</x:xmpmeta>")),
+        webp_lossless(2, 3),
+        webp_lossy(300, 450),
+    ):
+        assert upload(client, cinema.admin, image).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        gif_image(blocks=gif_comment(FILLER + SCRIPT)),
+        gif_image(blocks=gif_comment(FILLER) + b"\x21\xff\x0bNETSCAPE2.0" + gif_comment(SCRIPT)[2:]),
+        gif_image(blocks=gif_comment(FILLER), after=b"<iframe src=javascript:alert(1)>;"),  # after its end
+        jpeg_image(segments=jpeg_segment(0xFE, FILLER + SCRIPT)),
+        jpeg_image(segments=jpeg_segment(0xE1, b"Exif\x00\x00" + FILLER + b"<BODY onload=alert(1)>")),
+        jpeg_image(segments=jpeg_segment(0xFE, FILLER), after=SCRIPT + b"\xff\xd9"),  # after end-of-image
+        png_image(chunks=png_chunk(b"tEXt", b"Comment\x00" + FILLER + b"<ScRiPt>alert(1)</sCrIpT>")),
+        png_image(chunks=png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + FILLER + b"<svg/onload=1>")),
+        png_image(chunks=png_chunk(b"tEXt", b"Comment\x00" + FILLER), after=b"<!DOCTYPE html>"),  # after IEND
+        png_image(chunks=png_chunk(b"IDAT", b"<html>")),  # in the first bytes, which browsers sniff
+        webp_canvas(2, 3, webp_chunk(b"EXIF", FILLER), webp_chunk(b"XMP ", b"<html><body>")),
+        webp_canvas(2, 3, webp_chunk(b"EXIF", FILLER)) + b"<script>",  # after the RIFF data
+    ],
+    ids=[
+        "gif-comment", "gif-application", "gif-after-trailer", "jpeg-comment", "jpeg-exif",
+        "jpeg-after-eoi", "png-text", "png-itxt", "png-after-iend", "png-first-bytes", "webp-xmp",
+        "webp-after-riff",
+    ],
+)
+def test_images_that_are_also_html_are_refused(client, cinema, tmp_path, image):
+    movie = cinema.movie(poster_url="https://example.com/old.jpg")
+
+    response = upload(client, cinema.admin, image, movie_id=str(movie["id"]))
+
+    body = assert_error(response, 400, "HTML")
+    assert "image" in body["errors"]
+    assert movie_poster(cinema, movie["id"]) == "https://example.com/old.jpg"
+    assert list((tmp_path / "posters").glob("*")) == []
+
+
+def test_tags_in_pixel_data_past_the_first_kilobyte_are_not_searched(client, cinema):
+    # Compressed pixels hold short tags such as "<svg" by chance (about one 5 MB
+    # image in a hundred); served as an image with nosniff, they are inert.
+    image = png_image(chunks=png_chunk(b"tEXt", b"Comment\x00" + FILLER) + png_chunk(b"IDAT", b"<svg"))
+
+    assert upload(client, cinema.admin, image).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        png_image(100_000, 100_000),
+        gif_image(65_535, 65_535),
+        jpeg_image(65_535, 65_535),
+        webp_canvas(100_000, 100_000),
+        webp_lossless(16_384, 16_384),
+        webp_lossy(16_383, 16_383),
+    ],
+    ids=["png", "gif", "jpeg", "webp-canvas", "webp-lossless", "webp-lossy"],
+)
+def test_images_claiming_absurd_sizes_are_refused(client, cinema, image):
+    body = assert_error(upload(client, cinema.admin, image), 400, "pixels")
+
+    assert "image" in body["errors"]
+
+
+def test_pixel_limit_is_a_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAX_POSTER_PIXELS", "6")
+    client = create_app(test_config(tmp_path)).test_client()
+    admin = _admin(client)
+
+    assert upload(client, admin, png_image(2, 3)).status_code == 201
+    assert_error(upload(client, admin, png_image(3, 3)), 400, "3x3 pixels; at most 6")
+    assert_error(upload(client, admin, jpeg_image(7, 1)), 400, "at most 6")
+
+
+def test_default_pixel_limit_is_fifty_megapixels(client, cinema):
+    assert upload(client, cinema.admin, png_image(10_000, 5_000)).status_code == 201
+    assert_error(upload(client, cinema.admin, png_image(10_000, 5_001)), 400, "pixels")
+
+
+@pytest.mark.parametrize(
+    "image",
+    [png_image(0, 3), gif_image(2, 0), jpeg_image(0, 3), webp_lossy(0, 450)],
+    ids=["png", "gif", "jpeg", "webp"],
+)
+def test_images_without_pixels_are_refused(client, cinema, image):
+    assert_error(upload(client, cinema.admin, image), 400, "no pixels")
 
 
 def test_empty_file_is_refused(client, cinema):
@@ -523,6 +758,54 @@ def test_a_failing_destroy_does_not_fail_the_request(cloud_cinema, cloudinary_fa
 
     assert response.status_code == 200
     assert cloudinary_fake.destroyed == []
+
+
+class SlowDestroyCloudinary(FakeCloudinary):
+    """Answers uploads at once but holds every destroy until ``release`` is set."""
+
+    def __init__(self):
+        super().__init__(**CLOUD)
+        self.release = threading.Event()
+
+    def answer(self, recorded):
+        if recorded.path.endswith("/destroy"):
+            self.release.wait(timeout=10)
+        return super().answer(recorded)
+
+
+@pytest.mark.parametrize("change", ["delete the movie", "replace its poster"])
+def test_a_hanging_destroy_does_not_hold_the_request(tmp_path, caplog, change):
+    """Cloudinary's silence costs the request CLOUDINARY_DELETE_TIMEOUT, not CLOUDINARY_TIMEOUT."""
+    from conftest import Cinema
+
+    fake = SlowDestroyCloudinary()
+    try:
+        app = create_app(
+            test_config(
+                tmp_path,
+                CLOUDINARY_URL=fake.cloudinary_url,
+                CLOUDINARY_TIMEOUT=60,
+                CLOUDINARY_DELETE_TIMEOUT=0.2,
+            )
+        )
+        cinema = Cinema(app.test_client())
+        movie = cinema.movie()
+        assert upload(cinema.client, cinema.admin, PNG, movie_id=str(movie["id"])).status_code == 201
+        (old_image,) = fake.uploads
+
+        with caplog.at_level(logging.WARNING, logger="cinema.posters"):
+            if change == "delete the movie":
+                response = cinema.client.delete(f"/movies/{movie['id']}", headers=cinema.admin)
+            else:
+                response = upload(cinema.client, cinema.admin, JPEG, movie_id=str(movie["id"]))
+
+        assert response.status_code == (200 if change == "delete the movie" else 201), response.json
+        assert fake.requests[-1].path.endswith("/destroy")
+        assert fake.destroyed == []  # answered while Cloudinary still holds the destroy
+        assert old_image in caplog.text
+    finally:
+        fake.release.set()
+        fake.stop()
 
 
 @pytest.mark.parametrize("mode", [500, 503, 400, 401, 422, "hang"])

@@ -1,24 +1,31 @@
 """Production settings: rate limits (in memory and shared through Redis), CORS,
 the shared signing key, lost transaction races, and the gunicorn settings."""
 
+import logging
 import multiprocessing
 import os
 import runpy
+import shutil
+import socket
+import subprocess
+import sys
+import threading
 import uuid
 from types import SimpleNamespace
 
 import psycopg.errors
 import pytest
 import redis
+from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from app import create_app
 from settings import instance_secret
 from conftest import ADMIN, Cinema, assert_error, test_config
+from fakes import closed_port_url
 from models import db
 
-REDIS_URL = "redis://127.0.0.1:6379"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CREDENTIALS = {"username": ADMIN["username"], "password": ADMIN["password"]}
 
@@ -57,22 +64,22 @@ def test_default_rate_limit_from_the_environment(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def redis_prefix():
-    """A key prefix of this test's own in the local Redis, removed afterwards."""
+def redis_prefix(redis_url):
+    """A key prefix of this test's own in the Redis of TEST_REDIS_URL, removed afterwards."""
     prefix = f"cinema-test-{uuid.uuid4().hex[:10]}"
     yield prefix
-    server = redis.Redis.from_url(REDIS_URL)
+    server = redis.Redis.from_url(redis_url)
     keys = list(server.scan_iter(f"{prefix}:*"))
     if keys:
         server.delete(*keys)
     server.close()
 
 
-def test_redis_counters_are_shared_between_workers(tmp_path, redis_prefix):
+def test_redis_counters_are_shared_between_workers(tmp_path, redis_url, redis_prefix):
     """Two apps (two workers) on one Redis share the login budget."""
     settings = dict(
         RATELIMIT_ENABLED=True,
-        RATELIMIT_STORAGE_URI=REDIS_URL,
+        RATELIMIT_STORAGE_URI=redis_url,
         RATELIMIT_KEY_PREFIX=redis_prefix,
         LOGIN_RATE_LIMIT="3 per minute",
     )
@@ -87,9 +94,110 @@ def test_redis_counters_are_shared_between_workers(tmp_path, redis_prefix):
     body = assert_error(response, 429)
     assert "access_token" not in body
     assert int(response.headers["Retry-After"]) > 0
-    server = redis.Redis.from_url(REDIS_URL)
+    server = redis.Redis.from_url(redis_url)
     assert list(server.scan_iter(f"{redis_prefix}:*")), "no counter under the configured prefix"
     server.close()
+
+
+REDIS_TEST = "tests/test_production.py::test_redis_counters_are_shared_between_workers"
+
+
+def run_pytest(*arguments, **environment):
+    """A pytest run of its own (on SQLite), with TEST_REDIS_URL as given."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TEST_")}
+    env.update(environment)
+    command = [sys.executable, "-m", "pytest", "-q", "-ra", "-p", "no:cacheprovider", *arguments]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_redis_tests_are_skipped_without_test_redis_url():
+    result = run_pytest(REDIS_TEST)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert len(summary) == 1 and "TEST_REDIS_URL" in summary[0], result.stdout
+
+
+def test_an_unreachable_test_redis_url_fails_the_run():
+    unreachable = closed_port_url().replace("http://", "redis://")
+
+    result = run_pytest(REDIS_TEST, TEST_REDIS_URL=unreachable)
+
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "TEST_REDIS_URL is set but Redis is unreachable" in result.stdout + result.stderr
+
+
+class SilentRedis:
+    """A TCP server on 127.0.0.1 that accepts connections and reads them, like a Redis
+    stopped with SIGSTOP: it answers nothing, or, with ``answer_after``, answers each
+    connection that many seconds late, saying every counter is far over its limit."""
+
+    def __init__(self, answer_after=None):
+        self.answer_after = answer_after
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connections = []
+        self.closed = threading.Event()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:  # closed at the end of the test
+                return
+            self.connections.append(connection)
+            threading.Thread(target=self.serve, args=(connection,), daemon=True).start()
+
+    def serve(self, connection):
+        try:
+            data = connection.recv(65536)
+            if self.answer_after is None or self.closed.wait(self.answer_after):
+                return
+            while data:
+                # One answer per command (HELLO, CLIENT SETINFO, EVALSHA, PING...).
+                for command in data.split(b"*")[1:]:
+                    connection.sendall(self.reply(command.split(b"\r\n")[2].upper()))
+                data = connection.recv(65536)
+        except OSError:  # the client gave up and closed
+            pass
+
+    @staticmethod
+    def reply(command: bytes) -> bytes:
+        if command == b"HELLO":
+            return b"%1\r\n$5\r\nproto\r\n:3\r\n"
+        if command in (b"EVALSHA", b"EVAL"):
+            return b":1000000\r\n"  # the counter after this hit
+        return b"+PONG\r\n" if command == b"PING" else b"+OK\r\n"
+
+    def close(self):
+        self.closed.set()
+        self.listener.close()
+        for connection in self.connections:
+            connection.close()
+
+
+@pytest.mark.parametrize("answer_after", [3, None])
+def test_a_hanging_redis_is_not_waited_for(tmp_path, answer_after):
+    """Redis accepts but does not answer (or answers only after seconds): the limiter
+    gives up after RATELIMIT_STORAGE_TIMEOUT and counts in memory instead."""
+    redis_server = SilentRedis(answer_after)
+    try:
+        app = create_app(
+            test_config(
+                tmp_path,
+                RATELIMIT_ENABLED=True,
+                RATELIMIT_STORAGE_URI=redis_server.url,
+                LOGIN_RATE_LIMIT="2 per minute",
+            )
+        )
+        client = app.test_client()
+
+        assert client.post("/login", json=CREDENTIALS).status_code == 200
+        assert client.post("/login", json=CREDENTIALS).status_code == 200
+        assert_error(client.post("/login", json=CREDENTIALS), 429)
+    finally:
+        redis_server.close()
 
 
 def test_an_unreachable_redis_falls_back_to_memory(tmp_path):
@@ -193,6 +301,82 @@ def test_a_truncated_key_file_is_replaced(tmp_path):
     key = secret_in(str(tmp_path), SimpleNamespace(wait=lambda: None))
 
     assert len(key) >= 43 and (tmp_path / "jwt-secret.key").read_text() == key
+
+
+def test_a_generated_key_is_warned_about_at_every_start(tmp_path, monkeypatch, caplog):
+    instance = tmp_path / "instance"
+    monkeypatch.setattr(Flask, "auto_find_instance_path", lambda app: str(instance))
+
+    with caplog.at_level(logging.WARNING):
+        first = create_app(test_config(tmp_path, JWT_SECRET_KEY=None))  # creates the key
+        second = create_app(test_config(tmp_path, JWT_SECRET_KEY=None))  # reads it
+
+    warnings = [record for record in caplog.records if "JWT_SECRET_KEY is not set" in record.getMessage()]
+    assert len(warnings) == 2
+    assert first.config["JWT_SECRET_KEY"] == second.config["JWT_SECRET_KEY"]
+    assert (instance / "jwt-secret.key").read_text() == first.config["JWT_SECRET_KEY"]
+
+
+# ---- the signing key's length and the .env file -----------------------------------
+
+
+@pytest.mark.parametrize("key", ["x" * 31, "é" * 15 + "x"], ids=["ascii", "utf8"])  # 31 bytes each
+def test_a_short_signing_key_is_refused_at_start_up(tmp_path, key):
+    with pytest.raises(RuntimeError, match="at least 32 bytes") as error:
+        create_app(test_config(tmp_path, JWT_SECRET_KEY=key))
+
+    assert "secrets.token_urlsafe(48)" in str(error.value)
+
+
+def test_a_short_signing_key_from_the_environment_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("JWT_SECRET_KEY", "x" * 31)
+    config = test_config(tmp_path)
+    del config["JWT_SECRET_KEY"]
+
+    with pytest.raises(RuntimeError, match="JWT_SECRET_KEY must be at least 32 bytes"):
+        create_app(config)
+
+
+def test_the_signing_key_length_counts_utf8_bytes(tmp_path):
+    app = create_app(test_config(tmp_path, JWT_SECRET_KEY="é" * 16))  # 16 characters, 32 bytes
+
+    assert Cinema(app.test_client()).admin
+
+
+ENV_PROBE = """
+import flask, settings
+app = flask.Flask("probe", instance_path={instance!r})
+settings.load(app, {{"JWT_SECRET_KEY": "x" * 48}})
+print(app.config["CINEMA_TIMEZONE"])
+"""
+
+
+@pytest.mark.parametrize("started_as", ["script", "python -c"])
+def test_only_the_projects_own_env_file_is_read(tmp_path, started_as):
+    """Not one in a parent folder (a script looks up from the code) or the current folder (-c)."""
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    for name in os.listdir(ROOT):
+        if name.endswith(".py"):
+            shutil.copy(os.path.join(ROOT, name), project)
+    (tmp_path / ".env").write_text("CINEMA_TIMEZONE=Asia/Tokyo\n")
+    (elsewhere / ".env").write_text("CINEMA_TIMEZONE=America/Lima\n")
+    code = ENV_PROBE.format(instance=str(tmp_path / "instance"))
+    (elsewhere / "probe.py").write_text(code)
+    command = [sys.executable, "probe.py"] if started_as == "script" else [sys.executable, "-c", code]
+
+    def cinema_timezone():
+        done = subprocess.run(
+            command, cwd=elsewhere, env={**os.environ, "PYTHONPATH": str(project)},
+            capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert cinema_timezone() == "UTC"
+    (project / ".env").write_text("CINEMA_TIMEZONE=Europe/Paris\n")
+    assert cinema_timezone() == "Europe/Paris"
 
 
 # ---- lost races between transactions ----------------------------------------------

@@ -1,10 +1,11 @@
 """Showtimes: scheduling, hall overlaps, listings, search, changes and deletion."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import event
 
 from app import create_app
 from conftest import Cinema, assert_error, future, test_config
@@ -139,6 +140,108 @@ def test_search_by_date_uses_the_cinema_local_day(tmp_path):
     on_15th = cinema.client.get(f"/showtimes/search?date={year}-01-15", headers=cinema.admin)
     assert listed_ids(on_16th) == [showtime["id"]]
     assert listed_ids(on_15th) == []
+
+
+# ---- daylight saving time (Europe/Berlin: 02:00-03:00 is skipped in March, repeated in October)
+
+
+def last_sunday(year: int, month: int) -> date:
+    last_day = date(year, month + 1, 1) - timedelta(days=1)
+    return last_day - timedelta(days=(last_day.weekday() + 1) % 7)
+
+
+# Next year's days on which the clocks change: every time on them is in the future.
+SPRING_FORWARD = last_sunday(datetime.now().year + 1, 3)
+FALL_BACK = last_sunday(datetime.now().year + 1, 10)
+
+
+@pytest.fixture
+def berlin(tmp_path):
+    """A cinema in Europe/Berlin."""
+    return Cinema(create_app(test_config(tmp_path, CINEMA_TIMEZONE="Europe/Berlin")).test_client())
+
+
+def test_a_local_time_the_clocks_skip_is_refused(berlin):
+    movie = berlin.movie()
+
+    response = post_showtime(berlin, movie_id=movie["id"], start_time=f"{SPRING_FORWARD}T02:30:00")
+
+    body = assert_error(response, 400, "start_time")
+    (message,) = body["errors"]["start_time"]
+    assert "does not exist in Europe/Berlin" in message, message
+    assert berlin.client.get("/showtimes", headers=berlin.admin).json == []
+
+
+def test_a_local_time_that_happens_twice_needs_an_offset(berlin):
+    movie = berlin.movie()
+    when = f"{FALL_BACK}T02:30:00"
+
+    response = post_showtime(berlin, movie_id=movie["id"], start_time=when)
+
+    body = assert_error(response, 400, "start_time")
+    (message,) = body["errors"]["start_time"]
+    assert "twice" in message and f"{when}+02:00" in message and f"{when}+01:00" in message, message
+    first = post_showtime(berlin, movie_id=movie["id"], start_time=f"{when}+02:00", hall="A")
+    second = post_showtime(berlin, movie_id=movie["id"], start_time=f"{when}+01:00", hall="B")
+    assert (first.status_code, second.status_code) == (201, 201), (first.json, second.json)
+    assert first.json["start_time"] == f"{when}+02:00"
+    assert second.json["start_time"] == f"{when}+01:00"
+    assert instant(second.json["start_time"]) - instant(first.json["start_time"]) == timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    "day, local_time, offset",
+    [
+        (SPRING_FORWARD, "01:59:00", "+01:00"),
+        (SPRING_FORWARD, "03:00:00", "+02:00"),
+        (FALL_BACK, "01:59:00", "+02:00"),
+        (FALL_BACK, "03:00:00", "+01:00"),
+    ],
+)
+def test_local_times_next_to_a_clock_change_are_read_as_usual(berlin, day, local_time, offset):
+    response = post_showtime(berlin, movie_id=berlin.movie()["id"], start_time=f"{day}T{local_time}")
+
+    assert response.status_code == 201, response.json
+    assert response.json["start_time"] == f"{day}T{local_time}{offset}"
+
+
+def test_moving_a_showtime_to_a_skipped_or_repeated_local_time_is_refused(berlin):
+    showtime = berlin.showtime(start_time=f"{FALL_BACK}T18:00:00")
+    url = f"/showtimes/{showtime['id']}"
+
+    for when in (f"{SPRING_FORWARD}T02:00:00", f"{FALL_BACK}T02:59:59"):
+        body = assert_error(berlin.client.put(url, json={"start_time": when}, headers=berlin.admin), 400)
+        assert "start_time" in body["errors"], when
+    assert berlin.client.get(url, headers=berlin.admin).json["start_time"] == showtime["start_time"]
+
+
+@pytest.mark.parametrize("url", ["/showtimes", "/showtimes/search", "/admin/report"])
+@pytest.mark.parametrize("name", ["from", "to"])
+def test_query_times_that_are_skipped_or_repeated_are_refused(berlin, url, name):
+    for when in (f"{SPRING_FORWARD}T02:30", f"{FALL_BACK}T02:30"):
+        response = berlin.client.get(url, query_string={name: when}, headers=berlin.admin)
+        body = assert_error(response, 400, name)
+        assert list(body["errors"]) == [name], body
+
+    with_offset = berlin.client.get(url, query_string={name: f"{FALL_BACK}T02:30+01:00"}, headers=berlin.admin)
+    assert with_offset.status_code == 200, with_offset.json
+
+
+@pytest.mark.parametrize("day, hours", [(SPRING_FORWARD, 23), (FALL_BACK, 25)])
+def test_a_date_with_a_clock_change_covers_the_whole_local_day(berlin, day, hours):
+    movie = berlin.movie()
+    before, after = day - timedelta(days=1), day + timedelta(days=1)
+    times = [f"{before}T23:50:00", f"{day}T00:00:00", f"{day}T23:50:00", f"{after}T00:00:00"]
+    ids = [
+        berlin.showtime(movie_id=movie["id"], start_time=when, hall=f"Hall {number}")["id"]
+        for number, when in enumerate(times)
+    ]
+
+    response = berlin.client.get(f"/showtimes/search?date={day}", headers=berlin.admin)
+
+    assert listed_ids(response) == ids[1:3]
+    first, last = (instant(showtime["start_time"]) for showtime in response.json)
+    assert last - first == timedelta(hours=hours, minutes=-10)
 
 
 def test_start_time_in_the_past_is_refused(cinema):
@@ -291,6 +394,108 @@ def test_deleted_showtime_frees_its_hall(cinema):
     assert cinema.client.delete(f"/showtimes/{first['id']}", headers=cinema.admin).status_code == 200
     response = post_showtime(cinema, movie_id=movie["id"], start_time=start, hall="Main")
     assert response.status_code == 201, response.json
+
+
+@pytest.mark.parametrize(
+    "name, other_name",
+    # A tab is a control character, refused in a hall name (a 400): a no-break space stands in.
+    [("Main", "main"), ("Main", "MAIN"), ("Main", " Main "), ("Main", "main\u00a0"), ("Studio 2", "studio  2")],
+)
+def test_hall_names_differing_in_case_or_spaces_are_one_hall(cinema, name, other_name):
+    movie = cinema.movie()
+    start = at(days=25, hour=18)
+    first = cinema.showtime(movie_id=movie["id"], start_time=start.isoformat(), hall=name)
+
+    response = post_showtime(
+        cinema, movie_id=movie["id"], start_time=(start + timedelta(minutes=30)).isoformat(), hall=other_name
+    )
+
+    body = assert_error(response, 409)
+    assert str(first["id"]) in body["message"]
+    assert cinema.client.get("/showtimes", headers=cinema.admin).headers["X-Total-Count"] == "1"
+
+
+def test_hall_names_fold_case_beyond_ascii(cinema):
+    movie = cinema.movie()
+    start = at(days=25, hour=12)
+    cinema.showtime(movie_id=movie["id"], start_time=start.isoformat(), hall="Salle Été")
+    cinema.showtime(movie_id=movie["id"], start_time=start.isoformat(), hall="Große Bühne")
+
+    for other_name in ("salle été", "SALLE ÉTÉ", "GROSSE BÜHNE"):
+        response = post_showtime(cinema, movie_id=movie["id"], start_time=start.isoformat(), hall=other_name)
+        assert_error(response, 409)
+
+
+def test_a_hall_keeps_the_name_it_was_given(cinema):
+    movie = cinema.movie()
+    start = at(days=25, hour=9)
+    created = cinema.showtime(movie_id=movie["id"], start_time=start.isoformat(), hall="  Studio B ")
+    later = cinema.showtime(
+        movie_id=movie["id"], start_time=(start + timedelta(hours=4)).isoformat(), hall="STUDIO b"
+    )
+
+    assert created["hall"] == "Studio B"  # surrounding spaces dropped, case kept
+    assert later["hall"] == "STUDIO b"
+    fetched = cinema.client.get(f"/showtimes/{created['id']}", headers=cinema.admin).json
+    assert fetched["hall"] == "Studio B"
+
+
+def test_moving_a_showtime_into_the_same_hall_spelt_differently_is_409(cinema):
+    movie = cinema.movie()
+    start = at(days=26, hour=12)
+    busy = cinema.showtime(movie_id=movie["id"], start_time=start.isoformat(), hall="Main")
+    mover = cinema.showtime(movie_id=movie["id"], start_time=start.isoformat(), hall="Hall 2")
+
+    response = cinema.client.put(f"/showtimes/{mover['id']}", json={"hall": "MAIN"}, headers=cinema.admin)
+
+    body = assert_error(response, 409)
+    assert str(busy["id"]) in body["message"]
+    assert cinema.client.get(f"/showtimes/{mover['id']}", headers=cinema.admin).json["hall"] == "Hall 2"
+
+
+def test_a_longer_film_collides_with_the_same_hall_spelt_differently(cinema):
+    movie = cinema.movie(duration_minutes=100)
+    start = at(days=27, hour=12)
+    cinema.showtime(movie_id=movie["id"], start_time=start.isoformat(), hall="Main")
+    after = cinema.showtime(
+        movie_id=cinema.movie(title="Up")["id"],
+        start_time=(start + timedelta(minutes=130)).isoformat(),
+        hall="main",
+    )
+
+    response = cinema.client.put(f"/movies/{movie['id']}", json={"duration_minutes": 120}, headers=cinema.admin)
+
+    body = assert_error(response, 409)
+    assert str(after["id"]) in body["message"]
+
+
+def test_the_overlap_check_uses_an_index(app, cinema):
+    """The hall's showtimes are found through an index, not by reading the whole table."""
+    movie = cinema.movie()
+    cinema.showtime(movie_id=movie["id"], start_time=future(days=28), hall="Main")
+    with app.app_context():
+        engine = db.engine
+    checks = []
+
+    def record(connection, cursor, statement, parameters, context, executemany):
+        if "showtimes.end_time >" in statement:
+            checks.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = post_showtime(cinema, movie_id=movie["id"], start_time=future(days=29), hall="main")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert response.status_code == 201, response.json
+
+    (statement, parameters), = checks
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET enable_seqscan = off")  # the table is tiny here
+            plan = connection.exec_driver_sql("EXPLAIN " + statement, parameters).scalars().all()
+        else:
+            plan = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+    assert any("ix_showtimes_hall_key_start" in line for line in plan), plan
 
 
 # ---- GET /showtimes -----------------------------------------------------------------

@@ -5,9 +5,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from flask_jwt_extended import create_access_token, decode_token
+from sqlalchemy import select
 
 from app import create_app
 from conftest import ADMIN, assert_error, test_config
+from models import User, db
 
 
 def links(response) -> dict:
@@ -176,8 +178,13 @@ def test_token_issued_before_promotion_works_for_admin_routes(app, client, cinem
 def test_admin_claim_in_the_token_is_not_trusted(app, client, cinema):
     user = cinema.register("mallory")
     victim = cinema.register("victim")
+    genuine = cinema.login("mallory", "password123")["Authorization"].split()[1]
     with app.app_context():
-        forged = create_access_token(identity=str(user["id"]), additional_claims={"is_admin": True})
+        claims = decode_token(genuine)
+        forged = create_access_token(
+            identity=str(user["id"]),
+            additional_claims={"user_key": claims["user_key"], "sid": claims["sid"], "is_admin": True},
+        )
     headers = {"Authorization": f"Bearer {forged}"}
 
     # The token itself is valid: ordinary routes accept it.
@@ -263,18 +270,118 @@ def test_cli_creates_an_admin(app, client):
 def test_cli_promotes_an_existing_user(app, client, cinema):
     user = cinema.register("alice")
 
-    result = app.test_cli_runner().invoke(
-        args=["create-admin", "--username", "ALICE", "--email", "alice@example.com",
-              "--password", "whatever-pass"]
-    )
+    # No --password and no input: an existing user is promoted without a prompt.
+    result = app.test_cli_runner().invoke(args=["create-admin", "--username", "ALICE"])
 
     assert result.exit_code == 0, result.output
+    assert f"Promoted alice (id {user['id']}) to admin." in result.output
     users = all_users(client, cinema.admin)
     assert len(users) == 2
     alice = next(u for u in users if u["id"] == user["id"])
     assert alice["is_admin"] is True
+    assert alice["email"] == "alice@example.com"
     # Her password is unchanged.
     assert login_as(client, "alice", "password123").status_code == 200
+
+
+def test_cli_updates_the_password_of_an_existing_user(app, client, cinema):
+    cinema.register("alice")
+    old_session = cinema.login("alice", "password123")
+
+    result = app.test_cli_runner().invoke(
+        args=["create-admin", "--username", "alice", "--email", "alice@example.com",
+              "--password", "new-pass-123"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "Promoted alice" in result.output
+    assert "Updated the password of alice" in result.output
+    assert "Changed the email" not in result.output  # the same one
+    assert_error(login_as(client, "alice", "password123"), 401)
+    response = login_as(client, "alice", "new-pass-123")
+    assert response.status_code == 200
+    assert response.json["user"]["is_admin"] is True
+    # Whoever knew the old password keeps no session.
+    assert_error(client.get("/me", headers=old_session), 401)
+    with app.app_context():
+        stored = db.session.scalar(select(User.password_hash).where(User.username_key == "alice"))
+    assert stored.split("$")[0] == app.config["PASSWORD_HASH_METHOD"]
+
+
+def test_cli_refuses_a_short_password_for_an_existing_user(app, client, cinema):
+    cinema.register("alice")
+
+    result = app.test_cli_runner().invoke(
+        args=["create-admin", "--username", "alice", "--password", "short"]
+    )
+
+    assert result.exit_code != 0
+    assert "password" in result.output.lower()
+    assert login_as(client, "alice", "password123").json["user"]["is_admin"] is False
+
+
+def test_cli_changes_the_email_of_an_existing_user(app, client, cinema):
+    user = cinema.register("alice")
+
+    result = app.test_cli_runner().invoke(
+        args=["create-admin", "--username", "alice", "--email", "Alice.New@Example.com"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "Changed the email of alice to alice.new@example.com." in result.output
+    alice = next(u for u in all_users(client, cinema.admin) if u["id"] == user["id"])
+    assert alice["email"] == "alice.new@example.com"
+    assert alice["is_admin"] is True
+    assert login_as(client, "alice.new@example.com", "password123").status_code == 200
+
+
+def test_cli_refuses_the_email_of_another_user_for_an_existing_user(app, client, cinema):
+    alice = cinema.register("alice")
+    cinema.register("bob")
+
+    result = app.test_cli_runner().invoke(
+        args=["create-admin", "--username", "alice", "--email", "BOB@example.com"]
+    )
+
+    assert result.exit_code != 0
+    assert "already registered" in result.output
+    assert "Traceback" not in result.output
+    unchanged = next(u for u in all_users(client, cinema.admin) if u["id"] == alice["id"])
+    assert unchanged["email"] == "alice@example.com"
+    assert unchanged["is_admin"] is False
+
+
+def test_cli_says_when_the_user_is_already_an_admin(app):
+    result = app.test_cli_runner().invoke(args=["create-admin", "--username", ADMIN["username"]])
+
+    assert result.exit_code == 0, result.output
+    assert "already an admin" in result.output
+
+
+def test_cli_needs_an_email_to_create_an_admin(app, client):
+    result = app.test_cli_runner().invoke(
+        args=["create-admin", "--username", "boss", "--password", "S3cret-pass"]
+    )
+
+    assert result.exit_code != 0
+    assert "--email" in result.output
+    assert_error(login_as(client, "boss", "S3cret-pass"), 401)
+
+
+def test_cli_builds_the_schema_of_a_new_database_first(tmp_path):
+    new_database = f"sqlite:///{tmp_path / 'new.db'}"
+    app = create_app(test_config(tmp_path, SQLALCHEMY_DATABASE_URI=new_database, CREATE_TABLES=False))
+
+    result = app.test_cli_runner().invoke(
+        args=["create-admin", "--username", "boss", "--email", "boss@example.com",
+              "--password", "S3cret-pass"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    response = login_as(app.test_client(), "boss", "S3cret-pass")
+    assert response.status_code == 200
+    assert response.json["user"]["is_admin"] is True
 
 
 def test_cli_refuses_an_invalid_email(app, client, cinema):
