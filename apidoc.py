@@ -108,6 +108,19 @@ ERROR_EXAMPLES = {
     "not_admin_all": error_example(403, "Only admins may list every reservation."),
     "reservation_not_found": error_example(404, "Reservation 7 not found."),
     "already_cancelled": error_example(409, "Reservation 7 is already cancelled."),
+    "seat_booked_block": error_example(
+        409, "Seats E5 are booked; cancel those bookings before blocking them.", errors={"seats": ["E5"]}
+    ),
+    "no_seats_together": error_example(
+        409, "No 4 seats together are free; send allow_split: true to accept seats apart."
+    ),
+    "hall_name_taken": error_example(409, "A hall named 'Studio 2' exists already."),
+    "hall_not_found": error_example(404, "Hall 7 not found."),
+    "ticket_type_exists": error_example(409, "Ticket type 'child' exists already."),
+    "default_ticket_type": error_example(
+        409, "'adult' is the ticket type of bookings that name only seats; it stays active."
+    ),
+    "ticket_type_not_found": error_example(404, "Ticket type 'vip' not found."),
     "database_unreachable": error_example(
         503, "The database is unreachable.", errors={"database": ["unreachable"]}
     ),
@@ -154,7 +167,11 @@ RESERVATION_EXAMPLE = {
     "showtime_id": 3,
     "user_id": 2,
     "seats": ["A1", "A2"],
-    "total_price": 20.0,
+    "lines": [
+        {"seat": "A1", "seat_type": "accessible", "ticket_type": "adult", "price": 12.0},
+        {"seat": "A2", "seat_type": "companion", "ticket_type": "child", "price": 7.2},
+    ],
+    "total_price": 19.2,
     "status": "confirmed",
     "created_at": "2030-04-20T12:00:00+00:00",
     "cancelled_at": None,
@@ -211,10 +228,21 @@ EXAMPLES = {
         "seats_total": 4,
         "seats_available": 2,
         "rows": [
-            {"row": "A", "seats": [{"label": "A1", "status": "yours"}, {"label": "A2", "status": "booked"}]},
+            {
+                "row": "A",
+                "gaps": [2],
+                "seats": [
+                    {"label": "A1", "status": "yours", "type": "accessible", "price": 10.0, "column": 1},
+                    {"label": "A2", "status": "booked", "type": "companion", "price": 10.0, "column": 3},
+                ],
+            },
             {
                 "row": "B",
-                "seats": [{"label": "B1", "status": "available"}, {"label": "B2", "status": "available"}],
+                "gaps": [2],
+                "seats": [
+                    {"label": "B1", "status": "blocked", "type": "premium", "price": 14.0, "column": 1},
+                    {"label": "B2", "status": "available", "type": "premium", "price": 14.0, "column": 3},
+                ],
             },
         ],
     },

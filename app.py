@@ -24,9 +24,11 @@ import apidoc
 import auth
 import booking
 import posters
+import pricing
 import reports
 import scheduling
 import schemas as s
+import seatmap_svg
 import settings
 from auth import admin_required, any_token_required, jwt, login_required, refresh_token_required
 from cli import register_commands
@@ -63,6 +65,8 @@ users_blp = apidoc.ApiBlueprint("users", __name__, description="Users (admin)")
 movies_blp = apidoc.ApiBlueprint("movies", __name__, description="The movie catalogue")
 showtimes_blp = apidoc.ApiBlueprint("showtimes", __name__, description="Showtimes and seat maps")
 seats_blp = apidoc.ApiBlueprint("seats", __name__, description="Seat layouts (admin)")
+halls_blp = apidoc.ApiBlueprint("halls", __name__, description="Halls and their seat plans")
+pricing_blp = apidoc.ApiBlueprint("pricing", __name__, description="Ticket types and prices")
 reservations_blp = apidoc.ApiBlueprint("reservations", __name__, description="Bookings")
 admin_blp = apidoc.ApiBlueprint("admin", __name__, description="Reports (admin)")
 health_blp = apidoc.ApiBlueprint("health", __name__, description="Liveness")
@@ -72,6 +76,8 @@ BLUEPRINTS = (
     movies_blp,
     showtimes_blp,
     seats_blp,
+    halls_blp,
+    pricing_blp,
     reservations_blp,
     admin_blp,
     health_blp,
@@ -119,6 +125,7 @@ def create_app(config=None):
             migrate_database()
         elif app.config["CREATE_TABLES"]:
             db.create_all()
+            pricing.add_default_ticket_types()
         auth.bootstrap_admin()
     return app
 
@@ -391,9 +398,12 @@ def get_poster(name):
     409, description="The hall is taken at that time", example=apidoc.ERROR_EXAMPLES["hall_taken"]
 )
 def create_showtime(data):
-    """Schedule a movie in a hall."""
-    showtime, movie = scheduling.create_showtime(data)
-    body = scheduling.showtime_body(showtime, movie.title, 0, 0)
+    """Schedule a movie in a hall; a hall with a seat plan gives the showtime its seats at once.
+
+    A hall named for the first time is created without a plan.
+    """
+    showtime, movie, seats = scheduling.create_showtime(data)
+    body = scheduling.showtime_body(showtime, movie.title, seats, seats)
     return created(body, "showtimes.get_showtime", showtime_id=showtime.id)
 
 
@@ -482,17 +492,54 @@ def seat_map(showtime_id):
     Carries an ETag that changes with any seat's status; pollers send it back in
     If-None-Match and get a bodiless 304 while nothing changed.
     """
-    # "yours" differs between users, so the user is part of the tag.
-    showtime, movie_title, tag = scheduling.showtime_and_tag(showtime_id)
-    user_id = current_user.id
-    tag = f"{tag}-user-{user_id}"
-    cached = not_modified(tag)
+    showtime, movie_title, tag, cached = seat_map_state(showtime_id)
     if cached:
         return cached
-    rows, seats_total, seats_available = booking.seat_rows(showtime_id, user_id)
-    # The seats are plain strings already: only the header goes through the
+    response = jsonify(seat_map_body(showtime, movie_title, current_user.id))
+    response.set_etag(tag)
+    return response
+
+
+@showtimes_blp.route("/showtimes/<int:showtime_id>/seatmap.svg", methods=["GET"])
+@login_required
+@showtimes_blp.doc(
+    responses={200: {"description": "The seat map as a picture", "content": {"image/svg+xml": {"schema": {"type": "string"}}}}}
+)
+@showtimes_blp.alt_response(
+    404, description="Unknown or deleted showtime", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
+)
+@showtimes_blp.alt_response(304, description="Not modified (If-None-Match)")
+def seat_map_picture(showtime_id):
+    """The seat map as an SVG picture: screen, rows, aisles, each seat by status and type, a legend.
+
+    Each seat has an accessible name ("Row F seat 7, premium, available, $14");
+    carries the same ETag as the seat map.
+    """
+    showtime, movie_title, tag, cached = seat_map_state(showtime_id)
+    if cached:
+        return cached
+    body = seat_map_body(showtime, movie_title, current_user.id)
+    local_start = showtime.start_time.astimezone(current_app.config["CINEMA_TZ"]).strftime("%Y-%m-%d %H:%M")
+    response = current_app.response_class(
+        seatmap_svg.render(body, local_start=local_start), content_type="image/svg+xml; charset=utf-8"
+    )
+    response.set_etag(tag)
+    return response
+
+
+def seat_map_state(showtime_id: int):
+    """(showtime, movie title, the caller's ETag, a 304 when they hold it already, else None)."""
+    showtime, movie_title, tag = scheduling.showtime_and_tag(showtime_id)
+    # "yours" differs between users, so the user is part of the tag.
+    tag = f"{tag}-user-{current_user.id}"
+    return showtime, movie_title, tag, not_modified(tag)
+
+
+def seat_map_body(showtime, movie_title: str, user_id: int) -> dict:
+    rows, seats_total, seats_available = booking.seat_rows(showtime, user_id)
+    # The seats are plain values already: only the header goes through the
     # schema, so a 300-seat map is not serialised field by field.
-    body = SEAT_MAP_HEADER.dump(
+    header = SEAT_MAP_HEADER.dump(
         {
             "showtime_id": showtime.id,
             "movie_title": movie_title,
@@ -503,9 +550,58 @@ def seat_map(showtime_id):
             "seats_available": seats_available,
         }
     )
-    response = jsonify({**body, "rows": rows})
-    response.set_etag(tag)
-    return response
+    return {**header, "rows": rows}
+
+
+@showtimes_blp.route("/showtimes/<int:showtime_id>/seats", methods=["PATCH"])
+@admin_required
+@showtimes_blp.arguments(s.SeatChangeSchema, example={"seats": ["E7", "E8"], "blocked": True})
+@showtimes_blp.response(200, s.SeatChangedSchema)
+@showtimes_blp.alt_response(404, description="Unknown or deleted showtime", example=apidoc.ERROR_EXAMPLES["showtime_not_found"])
+@showtimes_blp.alt_response(
+    409, description="Blocking a booked seat (it is named)", example=apidoc.ERROR_EXAMPLES["seat_booked_block"]
+)
+def change_seats(data, showtime_id):
+    """Change seats' type, or block them (never sold) and unblock them."""
+    scheduling.change_seats(showtime_id, data["seats"], data.get("type"), data.get("blocked"))
+    return {"message": f"{len(data['seats'])} seats changed", "seats": data["seats"]}
+
+
+@showtimes_blp.route("/showtimes/<int:showtime_id>/best-available", methods=["GET"])
+@login_required
+@showtimes_blp.arguments(s.BestAvailableQuerySchema, location="query")
+@showtimes_blp.response(200, s.BestAvailableSchema)
+@showtimes_blp.alt_response(
+    404, description="Unknown or deleted showtime", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
+)
+@showtimes_blp.alt_response(409, description="No seats fit (the message says why)", example=apidoc.ERROR_EXAMPLES["no_seats_together"])
+def best_available(args, showtime_id):
+    """Which seats the cinema would offer for a party now, and why; holds nothing.
+
+    Seats side by side in one row near the hall's preferred row (middle-back unless the
+    plan names one) and the middle of the row, never leaving a single seat stranded when
+    another choice avoids it; blocked seats never, wheelchair spaces and companion seats
+    only when ``accessible`` asks for them. The same seat map gives the same answer.
+    """
+    pick = booking.best_available(
+        scheduling.get_showtime(showtime_id),
+        args["quantity"],
+        seat_types=set(args["seat_types"]) if args.get("seat_types") else None,
+        accessible=args["accessible"],
+        allow_split=args["allow_split"],
+    )
+    return {"showtime_id": showtime_id, "seats": pick.labels, "together": pick.contiguous, "explanation": pick.explanation}
+
+
+@showtimes_blp.route("/showtimes/<int:showtime_id>/prices", methods=["GET"])
+@login_required
+@showtimes_blp.response(200, s.PriceTableSchema)
+@showtimes_blp.alt_response(
+    404, description="Unknown or deleted showtime", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
+)
+def showtime_prices(showtime_id):
+    """Every price of a showtime before booking: per seat type, and per seat type and ticket type."""
+    return pricing.price_table(scheduling.get_showtime(showtime_id))
 
 
 # ---- seats ------------------------------------------------------------------------
@@ -526,12 +622,109 @@ def seat_map(showtime_id):
 def add_seats(data):
     """Add seats to a showtime: a list of labels, or rows × seats per row."""
     labels = scheduling.seat_labels(data)
-    showtime = scheduling.add_seats(data["showtime_id"], labels)
+    showtime = scheduling.add_seats(data["showtime_id"], labels, data["type"])
     return created(
         {"message": "Seats added successfully", "seats": labels},
         "showtimes.seat_map",
         showtime_id=showtime.id,
     )
+
+
+# ---- halls ------------------------------------------------------------------------
+
+
+def hall_body(hall) -> dict:
+    return {
+        "id": hall.id,
+        "name": hall.name,
+        "plan": hall.plan,
+        "seats_total": scheduling.seats_in_plan(hall.plan),
+        "created_at": hall.created_at,
+    }
+
+
+@halls_blp.route("/halls", methods=["POST"])
+@admin_required
+@halls_blp.arguments(s.HallSchema, example={"name": "Studio 1", "plan": s.PLAN_EXAMPLE})
+@halls_blp.response(201, s.HallSchema, headers=apidoc.CREATED_HEADERS)
+@halls_blp.alt_response(
+    409, description="A hall of that name (any case) exists", example=apidoc.ERROR_EXAMPLES["hall_name_taken"]
+)
+def create_hall(data):
+    """Add a hall, with a seat plan or without one."""
+    hall = scheduling.create_hall(data)
+    return created(hall_body(hall), "halls.get_hall", hall_id=hall.id)
+
+
+@halls_blp.route("/halls", methods=["GET"])
+@login_required
+@halls_blp.arguments(s.HallsQuerySchema, location="query")
+@halls_blp.response(200, s.HallSchema(many=True), headers=apidoc.PAGE_HEADERS)
+def list_halls(args):
+    """Every hall, by name."""
+    halls, headers = paginate(scheduling.halls_query(), args)
+    return [hall_body(hall) for hall in halls], headers
+
+
+@halls_blp.route("/halls/<int:hall_id>", methods=["GET"])
+@login_required
+@halls_blp.response(200, s.HallSchema)
+@halls_blp.alt_response(404, description="Unknown hall", example=apidoc.ERROR_EXAMPLES["hall_not_found"])
+def get_hall(hall_id):
+    """One hall and its seat plan."""
+    return hall_body(scheduling.get_hall(hall_id))
+
+
+@halls_blp.route("/halls/<int:hall_id>", methods=["PUT"])
+@admin_required
+@halls_blp.arguments(s.HallSchema(partial=True), example={"plan": {"rows": [{"rows": "A-J", "seats": 12}]}})
+@halls_blp.response(200, s.HallUpdatedSchema)
+@halls_blp.alt_response(404, description="Unknown hall", example=apidoc.ERROR_EXAMPLES["hall_not_found"])
+@halls_blp.alt_response(409, description="The new name is taken", example=apidoc.ERROR_EXAMPLES["hall_name_taken"])
+def update_hall(data, hall_id):
+    """Rename a hall or change its plan; showtimes that were never booked take the new plan."""
+    json_body_required(data)
+    hall, updated, kept = scheduling.update_hall(hall_id, data)
+    return {**hall_body(hall), "showtimes_updated": updated, "showtimes_kept": kept}
+
+
+# ---- ticket types -----------------------------------------------------------------
+
+
+@pricing_blp.route("/ticket-types", methods=["GET"])
+@login_required
+@pricing_blp.arguments(s.TicketTypesQuerySchema, location="query")
+@pricing_blp.response(200, s.TicketTypeSchema(many=True), headers=apidoc.PAGE_HEADERS)
+def list_ticket_types(args):
+    """The ticket types a guest can book (adult, child, ...) and their price rules."""
+    return paginate(pricing.ticket_types_query(), args)
+
+
+@pricing_blp.route("/ticket-types", methods=["POST"])
+@admin_required
+@pricing_blp.arguments(
+    s.TicketTypeSchema, example={"code": "family", "name": "Family", "price_rule": "amount_off", "amount": 1}
+)
+@pricing_blp.response(201, s.TicketTypeSchema, headers=apidoc.CREATED_HEADERS)
+@pricing_blp.alt_response(409, description="The code exists", example=apidoc.ERROR_EXAMPLES["ticket_type_exists"])
+def create_ticket_type(data):
+    """Add a ticket type."""
+    ticket_type = pricing.create_ticket_type(data)
+    return created(ticket_type, "pricing.list_ticket_types")
+
+
+@pricing_blp.route("/ticket-types/<code>", methods=["PUT"])
+@admin_required
+@pricing_blp.arguments(s.TicketTypeUpdateSchema(partial=True), example={"price_rule": "percent", "percent": 50})
+@pricing_blp.response(200, s.TicketTypeSchema)
+@pricing_blp.alt_response(404, description="Unknown ticket type", example=apidoc.ERROR_EXAMPLES["ticket_type_not_found"])
+@pricing_blp.alt_response(
+    409, description="Deactivating the default type (adult)", example=apidoc.ERROR_EXAMPLES["default_ticket_type"]
+)
+def update_ticket_type(data, code):
+    """Rename a ticket type, change its price rule, or (de)activate it."""
+    json_body_required(data)
+    return pricing.update_ticket_type(code, data)
 
 
 # ---- reservations -----------------------------------------------------------------
@@ -550,8 +743,16 @@ RESERVATION_DUMPER = s.LeanDumper(s.ReservationSchema())
 )
 @reservations_blp.alt_response(409, description="A seat is taken, or the showtime started")
 def create_reservation(data):
-    """Book one or more seats: all of them or none."""
-    reservation = booking.book(current_user.id, data["showtime_id"], data["seats"])
+    """Book one or more seats: all of them or none.
+
+    ``seats`` books adult tickets; ``tickets`` gives each seat a ticket type. A
+    companion seat is sold with an accessible seat only (admins may book it alone).
+    """
+    if "tickets" in data:
+        tickets = {ticket["seat"]: ticket["ticket_type"] for ticket in data["tickets"]}
+    else:
+        tickets = booking.adult_tickets(data["seats"])
+    reservation = booking.book(current_user.id, data["showtime_id"], tickets, may_override=current_user.is_admin)
     send_booking_confirmation(reservation)
     return created(
         {"message": "Reservation confirmed", "reservation": reservation},

@@ -12,11 +12,24 @@ Plain functions over the session: they take plain values, commit their own
 change, and raise the small exceptions of ``errors`` when a rule says no.
 """
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import false, func, insert, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from errors import Conflict, Invalid, NotFound
-from models import CANCELLED, CONFIRMED, Reservation, Seat, Showtime, db, reservation_seats, utcnow
+from models import (
+    CANCELLED,
+    CONFIRMED,
+    DEFAULT_TICKET_TYPE,
+    Hall,
+    Reservation,
+    ReservationSeat,
+    Seat,
+    Showtime,
+    db,
+    utcnow,
+)
+import seatpicker
+from pricing import bookable_ticket_types
 from scheduling import bump_showtime_version, get_showtime, lock_showtimes
 
 
@@ -24,7 +37,7 @@ def reservation_query():
     """Reservations with what a response shows: showtime, movie and seats."""
     return select(Reservation).options(
         joinedload(Reservation.showtime).joinedload(Showtime.movie),
-        selectinload(Reservation.seats),
+        selectinload(Reservation.lines).joinedload(ReservationSeat.seat),
     )
 
 
@@ -45,27 +58,43 @@ def reservations_query(user_id: int | None):
     return statement
 
 
-def lock_seats(showtime_id: int, labels: list[str]) -> dict[str, int]:
-    """The ids of these seats by label, locked in id order (PostgreSQL).
+def lock_seats(showtime_id: int, labels: list[str]) -> dict[str, Seat]:
+    """These seats by label (id, type, blocked), locked in id order (PostgreSQL).
 
     Bookings that share seats queue on the first shared one instead of
     deadlocking each other. Invalid when a label is not a seat of the showtime.
     """
-    seat_ids = dict(
-        db.session.execute(
-            select(Seat.label, Seat.id)
+    seats = {
+        seat.label: seat
+        for seat in db.session.execute(
+            select(Seat.label, Seat.id, Seat.seat_type, Seat.blocked)
             .where(Seat.showtime_id == showtime_id, Seat.label.in_(labels))
             .order_by(Seat.id)
             .with_for_update()
-        ).all()
-    )
-    unknown = [label for label in labels if label not in seat_ids]
+        )
+    }
+    unknown = [label for label in labels if label not in seats]
     if unknown:
         raise Invalid(
             f"Showtime {showtime_id} has no seats {', '.join(unknown)}.",
             errors={"seats": [f"Unknown seat: {label}" for label in unknown]},
         )
-    return seat_ids
+    return seats
+
+
+def check_sellable(seats: dict, may_override: bool):
+    """Conflict for blocked seats, and for companion seats sold without an accessible one."""
+    blocked = [label for label, seat in seats.items() if seat.blocked]
+    if blocked:
+        raise Conflict(f"Seats {', '.join(blocked)} are not for sale.", errors={"seats": blocked})
+    types = {seat.seat_type for seat in seats.values()}
+    if "companion" in types and "accessible" not in types and not may_override:
+        companions = [label for label, seat in seats.items() if seat.seat_type == "companion"]
+        raise Conflict(
+            f"Seats {', '.join(companions)} are companion seats: they are sold together with "
+            "the wheelchair space beside them. Add that space to the booking.",
+            errors={"seats": companions},
+        )
 
 
 def claim_seats(reservation_id: int, seat_ids: dict[str, int], labels: list[str]):
@@ -77,7 +106,7 @@ def claim_seats(reservation_id: int, seat_ids: dict[str, int], labels: list[str]
     """
     claimed = db.session.execute(
         update(Seat)
-        .where(Seat.id.in_(seat_ids.values()), Seat.reservation_id.is_(None))
+        .where(Seat.id.in_(seat_ids.values()), Seat.reservation_id.is_(None), Seat.blocked.is_(false()))
         .values(reservation_id=reservation_id)
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -93,28 +122,48 @@ def claim_seats(reservation_id: int, seat_ids: dict[str, int], labels: list[str]
     )
 
 
-def book(user_id: int, showtime_id: int, labels: list[str]) -> Reservation:
-    """Book these seats of a showtime for a user, all of them or none."""
+def book(user_id: int, showtime_id: int, tickets: dict[str, str], may_override: bool = False) -> Reservation:
+    """Book seats of a showtime for a user, all of them or none.
+
+    ``tickets`` maps each seat label to its ticket type; each line is priced at
+    the showtime's price for the seat's type, through the ticket type's rule,
+    and keeps that price whatever happens to the prices later.
+    ``may_override`` (admins) sells companion seats on their own.
+    """
+    labels = list(tickets)
+    ticket_types = bookable_ticket_types(tickets.values())
     showtime = get_showtime(showtime_id, lock=True)
     if showtime.start_time <= utcnow():
         raise Conflict(f"Showtime {showtime.id} has already started.")
-    seat_ids = lock_seats(showtime.id, labels)
+    seats = lock_seats(showtime.id, labels)
+    check_sellable(seats, may_override)
+    lines = [
+        {
+            "seat_id": seat.id,
+            "seat_type": seat.seat_type,
+            "ticket_type": tickets[label],
+            "price_cents": ticket_types[tickets[label]].price_for(showtime.price_of(seat.seat_type)),
+        }
+        for label, seat in seats.items()
+    ]
     reservation = Reservation(
         user_id=user_id,
         showtime_id=showtime.id,
         status=CONFIRMED,
-        total_cents=showtime.price_cents * len(labels),
+        total_cents=sum(line["price_cents"] for line in lines),
     )
     db.session.add(reservation)
     db.session.flush()
-    claim_seats(reservation.id, seat_ids, labels)
-    db.session.execute(
-        insert(reservation_seats),
-        [{"reservation_id": reservation.id, "seat_id": seat_id} for seat_id in seat_ids.values()],
-    )
+    claim_seats(reservation.id, {label: seat.id for label, seat in seats.items()}, labels)
+    db.session.execute(insert(ReservationSeat), [{"reservation_id": reservation.id, **line} for line in lines])
     bump_showtime_version(showtime.id)
     db.session.commit()
     return db.session.scalar(reservation_query().where(Reservation.id == reservation.id))
+
+
+def adult_tickets(labels: list[str]) -> dict[str, str]:
+    """The tickets of a booking that names only seats."""
+    return dict.fromkeys(labels, DEFAULT_TICKET_TYPE)
 
 
 def release_seats(reservation_id: int):
@@ -155,25 +204,63 @@ def cancel(reservation_id: int, user) -> Reservation:
     return reservation
 
 
-def seat_rows(showtime_id: int, user_id: int) -> tuple[list[dict], int, int]:
+def seat_rows(showtime: Showtime, user_id: int) -> tuple[list[dict], int, int]:
     """The seat map's rows in natural order (A2 before A10), with the totals.
 
-    Each seat is "available", "booked", or "yours" when ``user_id`` holds it.
-    Returns (rows, seats_total, seats_available).
+    Each seat is "available", "booked", "blocked", or "yours" when ``user_id``
+    holds it, with its type, its adult price in dollars and the column it is
+    drawn in; each row lists its empty columns (aisles, missing seats) as
+    ``gaps``. Returns (rows, seats_total, seats_available).
     """
     seats = db.session.execute(
-        select(Seat.label, Seat.row, Reservation.user_id)
+        select(Seat.label, Seat.row, Seat.number, Seat.column, Seat.seat_type, Seat.blocked, Reservation.user_id)
         .outerjoin(Reservation, Seat.reservation_id == Reservation.id)
-        .where(Seat.showtime_id == showtime_id)
+        .where(Seat.showtime_id == showtime.id)
         .order_by(func.length(Seat.row), Seat.row, Seat.number)
     ).all()
+    prices = {}  # seat type -> dollars, looked up once per type
     rows, available = [], 0
-    for label, row, holder in seats:
+    for label, row, number, column, seat_type, blocked, holder in seats:
         if not rows or rows[-1]["row"] != row:
-            rows.append({"row": row, "seats": []})
-        if holder is None:
-            status, available = "available", available + 1
-        else:
+            rows.append({"row": row, "gaps": [], "seats": []})
+        if holder is not None:
             status = "yours" if holder == user_id else "booked"
-        rows[-1]["seats"].append({"label": label, "status": status})
+        elif blocked:
+            status = "blocked"
+        else:
+            status, available = "available", available + 1
+        if seat_type not in prices:
+            prices[seat_type] = showtime.price_of(seat_type) / 100
+        rows[-1]["seats"].append(
+            {"label": label, "status": status, "type": seat_type, "price": prices[seat_type], "column": column or number}
+        )
+    for row in rows:
+        taken = {seat["column"] for seat in row["seats"]}
+        row["gaps"] = [column for column in range(1, max(taken) + 1) if column not in taken]
     return rows, len(seats), available
+
+
+def best_available(showtime: Showtime, quantity: int, **wishes) -> seatpicker.Pick:
+    """The seats the picker would offer now (see seatpicker.py); holds nothing.
+
+    Rows run front to back in label order (A nearest the screen), the order the seat
+    map shows; the hall's plan may name a ``preferred_row``. ``wishes`` are the
+    picker's ``seat_types``, ``accessible`` and ``allow_split``. Conflict (NoSeats)
+    when no choice fits.
+    """
+    seats = db.session.execute(
+        select(Seat.label, Seat.row, Seat.number, Seat.column, Seat.seat_type, Seat.blocked, Seat.reservation_id)
+        .where(Seat.showtime_id == showtime.id)
+        .order_by(func.length(Seat.row), Seat.row, Seat.number)
+    ).all()
+    spots = [
+        seatpicker.SeatSpot(label, row, number, column or number, seat_type, holder is None and not blocked)
+        for label, row, number, column, seat_type, blocked, holder in seats
+    ]
+    rows = list(dict.fromkeys(spot.row for spot in spots))
+    plan = db.session.scalar(select(Hall.plan).where(Hall.id == showtime.hall_id)) or {}
+    preferred = plan.get("preferred_row") if plan.get("preferred_row") in rows else None
+    try:
+        return seatpicker.best_available(spots, quantity, rows_front_to_back=rows, preferred_row=preferred, **wishes)
+    except seatpicker.NoSeats as error:
+        raise Conflict(str(error)) from None

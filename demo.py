@@ -6,22 +6,13 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 from flask_migrate import upgrade
-from sqlalchemy import func, insert, inspect, select, update
+from sqlalchemy import func, inspect, select, update
 
+import booking
+import pricing
 from auth import hash_password
-from models import (
-    CANCELLED,
-    CONFIRMED,
-    Movie,
-    Reservation,
-    Seat,
-    Showtime,
-    User,
-    db,
-    reservation_seats,
-    utcnow,
-)
-from scheduling import hall_end_time
+from models import CANCELLED, CONFIRMED, Hall, Movie, Reservation, Showtime, User, db, utcnow
+from scheduling import hall_end_time, lay_out_seats
 
 DEMO_ADMIN = {"username": "demo_admin", "email": "admin@demo.cinema", "password": "demo-admin-pass"}
 DEMO_USER = {"username": "demo_user", "email": "user@demo.cinema", "password": "demo-user-pass"}
@@ -41,8 +32,23 @@ MOVIES = [
     ("Free Solo", "Documentary", 100, "A climber scales El Capitan without a rope."),
     ("Whiplash", "Drama", 106, "A young drummer meets a teacher who will stop at nothing."),
 ]
-# Two halls, each with its own seat layout: (rows, seats per row).
-HALLS = {"Main": ("ABCDEFGHIJ", 12), "Studio 2": ("ABCDEF", 10)}
+# Two halls with seat plans: premium back rows, wheelchair spaces with a companion
+# seat beside each, aisles.
+HALLS = {
+    "Main": {
+        "rows": [
+            {"rows": "A-H", "seats": 14, "aisles": [4, 10]},
+            {"rows": "I-J", "seats": 14, "aisles": [4, 10], "type": "premium"},
+        ],
+        "seat_types": {"A1": "accessible", "A2": "companion", "A13": "companion", "A14": "accessible"},
+    },
+    "Studio 2": {
+        "rows": [{"rows": "A-E", "seats": 10, "aisles": [5]}, {"rows": "F", "seats": 10, "aisles": [5], "type": "premium"}],
+        "seat_types": {"A1": "accessible", "A2": "companion"},
+        "no_seats": ["C10"],
+    },
+}
+PREMIUM_EXTRA_CENTS = 400
 # Start times (local) that leave every film above room for cleaning before the next.
 SLOTS = [time(12, 0), time(15, 30), time(19, 0), time(22, 30)]
 DAYS = 7
@@ -73,6 +79,9 @@ def seed() -> dict:
         for title, genre, minutes, description in MOVIES
     ]
     db.session.add_all(movies)
+    halls = {name: Hall(name=name, plan=plan) for name, plan in HALLS.items()}
+    db.session.add_all(halls.values())
+    db.session.flush()
 
     tz = current_app.config["CINEMA_TZ"]
     price = current_app.config["SEAT_PRICE_CENTS"]
@@ -84,70 +93,48 @@ def seed() -> dict:
             for slot_number, slot in enumerate(SLOTS):
                 movie = movies[(day * 5 + hall_number * 4 + slot_number) % len(movies)]
                 start = datetime.combine(date, slot, tzinfo=tz)
+                # Evening shows cost more.
+                standard = price + (200 if slot.hour >= 19 else 0)
                 showtimes.append(
                     Showtime(
                         movie=movie,
                         hall=hall,
+                        hall_id=halls[hall].id,
                         start_time=start,
                         end_time=hall_end_time(movie, start),
-                        # Evening shows cost more.
-                        price_cents=price + (200 if slot.hour >= 19 else 0),
+                        price_cents=standard,
+                        prices={"premium": standard + PREMIUM_EXTRA_CENTS},
+                        format="3D" if slot_number == 2 else "2D",
+                        audio_language="English",
+                        subtitles="German" if slot_number == 3 else None,
                     )
                 )
     db.session.add_all(showtimes)
     db.session.flush()
-
-    seat_rows = [
-        {"showtime_id": showtime.id, "label": f"{row}{number}", "row": row, "number": number}
-        for showtime in showtimes
-        for rows, per_row in [HALLS[showtime.hall]]
-        for row in rows
-        for number in range(1, per_row + 1)
-    ]
-    db.session.execute(insert(Seat), seat_rows)
+    seats = sum(lay_out_seats(showtime.id, halls[showtime.hall].plan) for showtime in showtimes)
+    pricing.add_default_ticket_types()
+    db.session.commit()
 
     bookings = [
-        (users["user"], showtimes[2], ["E5", "E6"], CONFIRMED),
-        (users["user"], showtimes[13], ["C3"], CONFIRMED),
-        (users["user"], showtimes[20], ["A1", "A2"], CANCELLED),
-        (users["guest"], showtimes[2], ["E7", "E8", "E9"], CONFIRMED),
-        (users["guest"], showtimes[30], ["B4"], CONFIRMED),
+        (users["user"], showtimes[2], {"E5": "adult", "E6": "child"}, CONFIRMED),
+        (users["user"], showtimes[13], {"C3": "senior"}, CONFIRMED),
+        (users["user"], showtimes[20], {"A1": "adult", "A2": "adult"}, CANCELLED),
+        (users["guest"], showtimes[2], {"E7": "adult", "E8": "child", "E9": "child"}, CONFIRMED),
+        (users["guest"], showtimes[30], {"F5": "senior", "F6": "senior"}, CONFIRMED),
     ]
-    for user, showtime, labels, status in bookings:
-        book(user, showtime, labels, status)
+    for user, showtime, tickets, status in bookings:
+        reservation = booking.book(user.id, showtime.id, tickets)
+        if status == CANCELLED:
+            booking.cancel(reservation.id, user)
+    # The demo's guests were never sent an email; nothing is pending.
+    db.session.execute(update(Reservation).values(email_status="logged"))
     db.session.commit()
     return {
         "movies": len(movies),
         "showtimes": len(showtimes),
-        "seats": len(seat_rows),
+        "seats": seats,
         "reservations": len(bookings),
     }
-
-
-def book(user, showtime, labels, status):
-    seats = db.session.scalars(
-        select(Seat).where(Seat.showtime_id == showtime.id, Seat.label.in_(labels))
-    ).all()
-    reservation = Reservation(
-        user=user,
-        showtime=showtime,
-        status=status,
-        total_cents=showtime.price_cents * len(seats),
-        email_status="logged",
-        cancelled_at=utcnow() if status == CANCELLED else None,
-    )
-    db.session.add(reservation)
-    db.session.flush()
-    db.session.execute(
-        insert(reservation_seats),
-        [{"reservation_id": reservation.id, "seat_id": seat.id} for seat in seats],
-    )
-    if status == CONFIRMED:
-        db.session.execute(
-            update(Seat)
-            .where(Seat.id.in_([seat.id for seat in seats]))
-            .values(reservation_id=reservation.id)
-        )
 
 
 @click.command("seed-demo")

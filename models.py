@@ -5,8 +5,9 @@ integer cents. The rule that matters most, "a seat belongs to at most one active
 reservation", lives in the database: ``Seat.reservation_id`` points at the
 reservation that currently holds the seat, and a booking claims seats with one
 conditional ``UPDATE ... WHERE reservation_id IS NULL`` whose row count is checked
-(see ``app.py``). ``reservation_seats`` keeps every seat a reservation ever had, so
-cancelled bookings keep their history.
+(see ``booking.py``). ``reservation_seats`` keeps every seat a reservation ever had,
+with the seat type, ticket type and price it was sold at, so cancelled bookings keep
+their history and a total never changes after the sale.
 """
 
 from __future__ import annotations
@@ -17,19 +18,20 @@ from typing import Optional
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
-    Column,
     DateTime,
     ForeignKey,
     Index,
     MetaData,
     String,
-    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
+    true,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
@@ -88,6 +90,15 @@ RESERVATION_STATUSES = (CONFIRMED, CANCELLED, HELD)
 # notice once cancelled): not yet tried, sent, failed, or written to the log.
 EMAIL_STATUSES = ("pending", "sent", "failed", "logged")
 
+# What a seat is; a showtime has a price per type (see Showtime.prices).
+SEAT_TYPES = ("standard", "premium", "accessible", "companion")
+# The ticket type of a booking that names only seats.
+DEFAULT_TICKET_TYPE = "adult"
+# How a ticket type's price follows from the seat's price.
+PRICE_RULES = ("percent", "amount_off", "fixed_price")
+# Projection formats a showtime can have.
+SHOWTIME_FORMATS = ("2D", "3D", "IMAX", "IMAX 3D", "4DX", "Dolby Cinema", "ScreenX")
+
 
 def new_token_key() -> str:
     """A random key for a user's tokens: 16 bytes as 32 hex digits."""
@@ -128,6 +139,10 @@ class Movie(db.Model):
     duration_minutes: Mapped[Optional[int]] = mapped_column(
         CheckConstraint("duration_minutes BETWEEN 1 AND 600", name="movie_duration_range")
     )
+    # Free text, as the local rating board writes it: "PG-13", "FSK 12".
+    age_rating: Mapped[Optional[str]] = mapped_column(String(16))
+    language: Mapped[Optional[str]] = mapped_column(String(32))
+    trailer_url: Mapped[Optional[str]] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Deleted movies are archived, not erased: reservations keep pointing at them.
     deleted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
@@ -142,16 +157,32 @@ def hall_key(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
-def default_hall_key(context) -> str:
-    """The key of the hall being inserted, for inserts that bypass the ORM."""
-    return hall_key(context.get_current_parameters()["hall"])
+class Hall(db.Model):
+    """A screen. With a seat plan, a showtime scheduled in it gets its seats at once."""
+
+    __tablename__ = "halls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    # The name folded by hall_key(): "Main" and "MAIN" are one hall. Case folding
+    # can triple a name's length.
+    name_key: Mapped[str] = mapped_column(String(150), unique=True)
+    # The plan as the admin wrote it (see seatplans.py), or None: seats added by hand.
+    plan: Mapped[Optional[dict]] = mapped_column(JSON(none_as_null=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.name_key = hall_key(self.name)
 
 
 class Showtime(db.Model):
     __tablename__ = "showtimes"
     __table_args__ = (
         CheckConstraint("price_cents >= 0", name="showtime_price_not_negative"),
-        Index("ix_showtimes_hall_key_start", "hall_key", "start_time"),
+        # The overlap check: one hall's showtimes around a time.
+        Index("ix_showtimes_hall_id_start", "hall_id", "start_time"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -160,13 +191,16 @@ class Showtime(db.Model):
     # When the hall is free again: start + duration + cleaning. Stored so that
     # the overlap check is one indexed query.
     end_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The hall's name as shown; hall_id is the hall itself (every showtime has one).
     hall: Mapped[str] = mapped_column(String(50), default="Main")
-    # The hall's name folded by hall_key(): what the overlap check compares. A
-    # stored column, not an index on lower(hall): on SQLite lower() is the app's
-    # own function (database.py), so an index built by any other connection
-    # would disagree with the app's queries. Case folding can triple a name's length.
-    hall_key: Mapped[str] = mapped_column(String(150), default=default_hall_key)
+    hall_id: Mapped[int] = mapped_column(ForeignKey("halls.id"))
+    # The price of a standard seat; ``prices`` holds the other seat types' prices in
+    # cents where they differ (a type left out costs the standard price).
     price_cents: Mapped[int]
+    prices: Mapped[Optional[dict]] = mapped_column(JSON(none_as_null=True))
+    format: Mapped[str] = mapped_column(String(16), default="2D", server_default="2D")
+    audio_language: Mapped[Optional[str]] = mapped_column(String(32))
+    subtitles: Mapped[Optional[str]] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     # Bumped in the same transaction as any change to the showtime or to the
@@ -176,18 +210,29 @@ class Showtime(db.Model):
     movie: Mapped[Movie] = relationship(back_populates="showtimes")
     seats: Mapped[list[Seat]] = relationship(back_populates="showtime")
 
-    @validates("hall")
-    def keep_hall_key(self, attribute, hall):
-        self.hall_key = hall_key(hall)
-        return hall
+    def price_of(self, seat_type: str) -> int:
+        """The price in cents of a seat of this type (an adult ticket)."""
+        return (self.prices or {}).get(seat_type, self.price_cents)
 
 
-reservation_seats = Table(
-    "reservation_seats",
-    db.metadata,
-    Column("reservation_id", ForeignKey("reservations.id"), primary_key=True),
-    Column("seat_id", ForeignKey("seats.id"), primary_key=True, index=True),
-)
+class ReservationSeat(db.Model):
+    """One line of a reservation: a seat, and what it was sold as and for."""
+
+    __tablename__ = "reservation_seats"
+    __table_args__ = (CheckConstraint("price_cents >= 0", name="line_price_not_negative"),)
+
+    reservation_id: Mapped[int] = mapped_column(ForeignKey("reservations.id"), primary_key=True)
+    seat_id: Mapped[int] = mapped_column(ForeignKey("seats.id"), primary_key=True, index=True)
+    seat_type: Mapped[str] = mapped_column(String(16), default="standard", server_default="standard")
+    ticket_type: Mapped[str] = mapped_column(
+        String(16), default=DEFAULT_TICKET_TYPE, server_default=DEFAULT_TICKET_TYPE
+    )
+    price_cents: Mapped[int] = mapped_column(default=0, server_default="0")
+
+    seat: Mapped[Seat] = relationship()
+
+
+reservation_seats = ReservationSeat.__table__
 
 
 class Seat(db.Model):
@@ -195,6 +240,9 @@ class Seat(db.Model):
     __table_args__ = (
         UniqueConstraint("showtime_id", "label", name="uq_seat_showtime_label"),
         CheckConstraint("number >= 1", name="seat_number_positive"),
+        CheckConstraint(
+            "seat_type IN ('standard', 'premium', 'accessible', 'companion')", name="seat_type_known"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -203,6 +251,11 @@ class Seat(db.Model):
     # "AA12" is row "AA", number 12: kept apart so seats sort naturally.
     row: Mapped[str] = mapped_column(String(2))
     number: Mapped[int]
+    # Where the seat is drawn in its row, aisles counted; None: at its number.
+    column: Mapped[Optional[int]] = mapped_column()
+    seat_type: Mapped[str] = mapped_column(String(16), default="standard", server_default="standard")
+    # A broken or withheld seat: never sold while set.
+    blocked: Mapped[bool] = mapped_column(default=False, server_default=false())
     # The active reservation holding this seat, or NULL when the seat is free.
     reservation_id: Mapped[Optional[int]] = mapped_column(
         ForeignKey("reservations.id"), index=True
@@ -235,11 +288,64 @@ class Reservation(db.Model):
 
     user: Mapped[User] = relationship(back_populates="reservations")
     showtime: Mapped[Showtime] = relationship()
-    seats: Mapped[list[Seat]] = relationship(secondary=reservation_seats)
+    # Every seat it ever had (cancelled ones too), with its frozen price.
+    lines: Mapped[list[ReservationSeat]] = relationship(viewonly=True)
+
+    @property
+    def sorted_lines(self) -> list[ReservationSeat]:
+        return sorted(self.lines, key=lambda line: seat_sort_key(line.seat))
 
     @property
     def seat_labels(self) -> list[str]:
-        return [seat.label for seat in sorted(self.seats, key=seat_sort_key)]
+        return [line.seat.label for line in self.sorted_lines]
+
+
+class TicketType(db.Model):
+    """Who a ticket is for (adult, child, ...) and how its price follows from the seat's.
+
+    ``percent``: ``value`` percent of the seat's price (rounded to the cent);
+    ``amount_off``: the seat's price less ``value`` cents, never below zero;
+    ``fixed_price``: ``value`` cents whatever the seat.
+    """
+
+    __tablename__ = "ticket_types"
+    __table_args__ = (
+        CheckConstraint("price_rule IN ('percent', 'amount_off', 'fixed_price')", name="price_rule_known"),
+        CheckConstraint("value >= 0", name="value_not_negative"),
+    )
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    price_rule: Mapped[str] = mapped_column(String(16))
+    value: Mapped[int]
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    position: Mapped[int] = mapped_column(default=100, server_default="100")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def percent(self) -> int | None:
+        return self.value if self.price_rule == "percent" else None
+
+    @property
+    def amount(self) -> int | None:
+        """Cents off or the fixed price; None for a percentage."""
+        return None if self.price_rule == "percent" else self.value
+
+    def price_for(self, seat_price_cents: int) -> int:
+        if self.price_rule == "percent":
+            return (seat_price_cents * self.value + 50) // 100
+        if self.price_rule == "amount_off":
+            return max(0, seat_price_cents - self.value)
+        return self.value
+
+
+# The ticket types a new database starts with (the migration inserts the same rows).
+DEFAULT_TICKET_TYPES = (
+    {"code": "adult", "name": "Adult", "price_rule": "percent", "value": 100, "position": 1},
+    {"code": "child", "name": "Child (under 12)", "price_rule": "percent", "value": 60, "position": 2},
+    {"code": "senior", "name": "Senior (65+)", "price_rule": "amount_off", "value": 200, "position": 3},
+    {"code": "student", "name": "Student", "price_rule": "amount_off", "value": 150, "position": 4},
+)
 
 
 class RevokedToken(db.Model):

@@ -7,12 +7,28 @@ change, and raise the small exceptions of ``errors`` when a rule says no.
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, insert, or_, select, text, true, update
+from sqlalchemy import delete, exists, false, func, insert, or_, select, true, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 import posters
 import schemas as s
+import seatplans
 from errors import Conflict, Invalid, NotFound, UpstreamFailed
-from models import CONFIRMED, Movie, Reservation, Seat, Showtime, db, hall_key, seat_sort_key, utcnow
+from models import (
+    CONFIRMED,
+    SEAT_TYPES,
+    Hall,
+    Movie,
+    Reservation,
+    ReservationSeat,
+    Seat,
+    Showtime,
+    db,
+    hall_key,
+    seat_sort_key,
+    utcnow,
+)
 
 # ---- movies -----------------------------------------------------------------------
 
@@ -108,7 +124,8 @@ def update_movie(movie_id: int, data: dict) -> tuple[Movie, str | None]:
         ).all()
         for showtime in upcoming:
             showtime.end_time = hall_end_time(movie, showtime.start_time)
-            check_hall_free(showtime.hall, showtime.start_time, showtime.end_time, showtime.id)
+            hall = db.session.get(Hall, showtime.hall_id)
+            check_hall_free(hall, showtime.start_time, showtime.end_time, showtime.id)
     db.session.commit()
     return movie, (old_poster if movie.poster_url != old_poster else None)
 
@@ -205,7 +222,7 @@ def seats_total_column():
 def seats_available_column():
     return (
         select(func.count(Seat.id))
-        .where(Seat.showtime_id == Showtime.id, Seat.reservation_id.is_(None))
+        .where(Seat.showtime_id == Showtime.id, Seat.reservation_id.is_(None), Seat.blocked.is_(false()))
         .correlate(Showtime)
         .scalar_subquery()
     )
@@ -234,7 +251,12 @@ def showtime_body(showtime, movie_title, seats_total, seats_available) -> dict:
         "start_time": showtime.start_time,
         "end_time": showtime.end_time,
         "hall": showtime.hall,
+        "hall_id": showtime.hall_id,
         "price": showtime.price_cents,
+        "prices": {seat_type: showtime.price_of(seat_type) for seat_type in SEAT_TYPES},
+        "format": showtime.format,
+        "audio_language": showtime.audio_language,
+        "subtitles": showtime.subtitles,
         "seats_total": seats_total,
         "seats_available": seats_available,
     }
@@ -258,6 +280,16 @@ def filter_showtimes(statement, args):
         statement = statement.where(Showtime.start_time <= args["to"])
     if args.get("movie_id"):
         statement = statement.where(Showtime.movie_id == args["movie_id"])
+    # Exact, any case: a guest picks a language or format from a list.
+    for name, column in (
+        ("format", Showtime.format),
+        ("audio_language", Showtime.audio_language),
+        ("subtitles", Showtime.subtitles),
+        ("language", Movie.language),
+        ("age_rating", Movie.age_rating),
+    ):
+        if args.get(name):
+            statement = statement.where(func.lower(column) == args[name].lower())
     return statement
 
 
@@ -274,16 +306,17 @@ def hall_end_time(movie: Movie, start: datetime) -> datetime:
     return start + timedelta(minutes=minutes)
 
 
-def check_hall_free(hall: str, start: datetime, end: datetime, ignore_id=None):
-    """Conflict when another showtime occupies ``hall`` (in any spelling) between ``start`` and ``end``."""
-    key = hall_key(hall)
-    if db.session.get_bind().dialect.name == "postgresql":
-        # Serialise schedulers of the same hall so two overlapping inserts cannot race.
-        db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:hall))"), {"hall": key})
+def check_hall_free(hall: Hall, start: datetime, end: datetime, ignore_id=None):
+    """Conflict when another showtime occupies ``hall`` between ``start`` and ``end``.
+
+    The hall's row is locked first (PostgreSQL), so two schedulers of one hall
+    take turns and two overlapping inserts cannot both pass the check.
+    """
+    db.session.execute(select(Hall.id).where(Hall.id == hall.id).with_for_update())
     statement = (
         select(Showtime.id, Showtime.start_time)
         .where(
-            Showtime.hall_key == key,
+            Showtime.hall_id == hall.id,
             Showtime.deleted_at.is_(None),
             Showtime.start_time < end,
             Showtime.end_time > start,
@@ -295,7 +328,7 @@ def check_hall_free(hall: str, start: datetime, end: datetime, ignore_id=None):
     clash = db.session.execute(statement).first()
     if clash:
         when = clash.start_time.astimezone(current_app.config["CINEMA_TZ"]).isoformat()
-        raise Conflict(f"Hall {hall!r} is taken by showtime {clash.id} starting {when}.")
+        raise Conflict(f"Hall {hall.name!r} is taken by showtime {clash.id} starting {when}.")
 
 
 def has_confirmed_reservations(*conditions) -> bool:
@@ -313,23 +346,37 @@ def must_be_future(start: datetime):
         raise Invalid("start_time must be in the future.", errors={"start_time": ["Must be in the future."]})
 
 
-def create_showtime(data: dict) -> tuple[Showtime, Movie]:
-    """Schedule a movie in a hall; Conflict when the hall is taken then."""
+SHOWTIME_DETAILS = ("format", "audio_language", "subtitles")
+
+
+def create_showtime(data: dict) -> tuple[Showtime, Movie, int]:
+    """Schedule a movie in a hall; Conflict when the hall is taken then.
+
+    A hall with a seat plan gives the showtime its seats at once; returns the
+    showtime, its movie and how many seats it got.
+    """
     movie = get_movie(data["movie_id"])
     must_be_future(data["start_time"])
-    hall = data["hall"].strip()
+    hall = hall_named(data["hall"])
     end = hall_end_time(movie, data["start_time"])
     check_hall_free(hall, data["start_time"], end)
+    prices = dict(data.get("prices") or {})
+    standard = prices.pop("standard", None)
     showtime = Showtime(
         movie=movie,
         start_time=data["start_time"],
         end_time=end,
-        hall=hall,
-        price_cents=data.get("price", current_app.config["SEAT_PRICE_CENTS"]),
+        hall=hall.name,
+        hall_id=hall.id,
+        price_cents=data.get("price", standard if standard is not None else current_app.config["SEAT_PRICE_CENTS"]),
+        prices=prices or None,
+        **{name: data[name] for name in SHOWTIME_DETAILS if name in data},
     )
     db.session.add(showtime)
+    db.session.flush()
+    seats = lay_out_seats(showtime.id, hall.plan)
     db.session.commit()
-    return showtime, movie
+    return showtime, movie, seats
 
 
 def update_showtime(showtime_id: int, data: dict) -> Showtime:
@@ -341,12 +388,25 @@ def update_showtime(showtime_id: int, data: dict) -> Showtime:
     start = data.get("start_time", showtime.start_time)
     if "start_time" in data:
         must_be_future(start)
-    hall = data.get("hall", showtime.hall).strip()
+    hall = hall_named(data["hall"]) if "hall" in data else db.session.get(Hall, showtime.hall_id)
     end = hall_end_time(movie, start)
     check_hall_free(hall, start, end, ignore_id=showtime.id)
-    showtime.movie, showtime.start_time, showtime.end_time, showtime.hall = movie, start, end, hall
-    if "price" in data:
-        showtime.price_cents = data["price"]
+    moved = hall.id != showtime.hall_id
+    showtime.movie, showtime.start_time, showtime.end_time = movie, start, end
+    showtime.hall, showtime.hall_id = hall.name, hall.id
+    prices = dict(data.get("prices") or {})
+    standard = prices.pop("standard", None)
+    if "price" in data or standard is not None:
+        showtime.price_cents = data.get("price", standard)
+    if "prices" in data:
+        showtime.prices = prices or None
+    for name in SHOWTIME_DETAILS:
+        if name in data:
+            setattr(showtime, name, data[name])
+    if moved and hall.plan and never_booked(showtime.id):
+        # Into a hall with a plan: the showtime takes that hall's seats.
+        db.session.execute(delete(Seat).where(Seat.showtime_id == showtime.id))
+        lay_out_seats(showtime.id, hall.plan)
     showtime.version += 1
     db.session.commit()
     return showtime
@@ -401,7 +461,7 @@ def seat_labels(data: dict) -> list[str]:
     ]
 
 
-def add_seats(showtime_id: int, labels: list[str]) -> Showtime:
+def add_seats(showtime_id: int, labels: list[str], seat_type: str = "standard") -> Showtime:
     """Add seats to a showtime, all or none; Conflict naming the labels that exist already."""
     showtime = get_showtime(showtime_id)
     existing = db.session.scalars(
@@ -415,7 +475,13 @@ def add_seats(showtime_id: int, labels: list[str]) -> Showtime:
     db.session.execute(
         insert(Seat),
         [
-            {"showtime_id": showtime.id, "label": label, "row": seat.row, "number": seat.number}
+            {
+                "showtime_id": showtime.id,
+                "label": label,
+                "row": seat.row,
+                "number": seat.number,
+                "seat_type": seat_type,
+            }
             for label in labels
             for seat in [split_label(label)]
         ],
@@ -428,3 +494,138 @@ def add_seats(showtime_id: int, labels: list[str]) -> Showtime:
 def split_label(label: str) -> Seat:
     match = s.SEAT_LABEL_RE.match(label)
     return Seat(label=label, row=match.group(1), number=int(match.group(2)))
+
+
+def lay_out_seats(showtime_id: int, plan: dict | None) -> int:
+    """Give a showtime the seats of a plan, in one statement; returns how many."""
+    if not plan:
+        return 0
+    seats = [
+        {"showtime_id": showtime_id, "label": label, "row": row, "number": number, "column": column, "seat_type": seat_type}
+        for label, row, number, column, seat_type in seatplans.expand(plan)
+    ]
+    db.session.execute(insert(Seat), seats)
+    return len(seats)
+
+
+def never_booked(showtime_id: int) -> bool:
+    """No reservation, even a cancelled one, ever had a seat of this showtime."""
+    return not db.session.scalar(select(exists().where(Reservation.showtime_id == showtime_id)))
+
+
+def change_seats(showtime_id: int, labels: list[str], seat_type: str | None, blocked: bool | None):
+    """Change the type of seats, or block / unblock them; Conflict when blocking a booked one."""
+    showtime = get_showtime(showtime_id, lock=True)
+    found = dict(
+        db.session.execute(
+            select(Seat.label, Seat.reservation_id)
+            .where(Seat.showtime_id == showtime.id, Seat.label.in_(labels))
+            .with_for_update()
+        ).all()
+    )
+    unknown = [label for label in labels if label not in found]
+    if unknown:
+        raise Invalid(
+            f"Showtime {showtime.id} has no seats {', '.join(unknown)}.",
+            errors={"seats": [f"Unknown seat: {label}" for label in unknown]},
+        )
+    chosen = (Seat.showtime_id == showtime.id, Seat.label.in_(labels))
+    if blocked:
+        booked = [label for label in labels if found[label] is not None]
+        if booked:
+            raise Conflict(
+                f"Seats {', '.join(booked)} are booked; cancel those bookings before blocking them.",
+                errors={"seats": booked},
+            )
+        # Only free seats: a booking that got in first keeps its seat.
+        changed = db.session.execute(
+            update(Seat).where(*chosen, Seat.reservation_id.is_(None)).values(blocked=True)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if changed != len(labels):
+            raise Conflict("A seat was booked meanwhile; nothing was blocked. Try again.")
+    elif blocked is False:
+        db.session.execute(update(Seat).where(*chosen).values(blocked=False).execution_options(synchronize_session=False))
+    if seat_type is not None:
+        db.session.execute(update(Seat).where(*chosen).values(seat_type=seat_type).execution_options(synchronize_session=False))
+    bump_showtime_version(showtime.id)
+    db.session.commit()
+
+
+# ---- halls ------------------------------------------------------------------------
+
+
+def halls_query():
+    return select(Hall).order_by(Hall.name_key, Hall.id)
+
+
+def get_hall(hall_id: int) -> Hall:
+    hall = db.session.get(Hall, hall_id)
+    if hall is None:
+        raise NotFound(f"Hall {hall_id} not found.")
+    return hall
+
+
+def hall_named(name: str) -> Hall:
+    """The hall of that name (any case), made without a plan when it is new."""
+    name = name.strip()
+    key = hall_key(name)
+    # Two schedulers naming a new hall at once: one inserts, neither fails.
+    upsert = postgresql_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    now = utcnow()
+    db.session.execute(
+        upsert(Hall)
+        .values(name=name, name_key=key, created_at=now, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["name_key"])
+    )
+    return db.session.scalar(select(Hall).where(Hall.name_key == key))
+
+
+def seats_in_plan(plan: dict | None) -> int:
+    return len(seatplans.expand(plan)) if plan else 0
+
+
+def create_hall(data: dict) -> Hall:
+    name = data["name"].strip()
+    if db.session.scalar(select(Hall.id).where(Hall.name_key == hall_key(name))):
+        raise Conflict(f"A hall named {name!r} exists already.")
+    hall = Hall(name=name, plan=data.get("plan"))
+    db.session.add(hall)
+    db.session.commit()
+    return hall
+
+
+def update_hall(hall_id: int, data: dict) -> tuple[Hall, int, int]:
+    """Rename a hall or change its plan; returns it and how many showtimes took the plan / kept theirs.
+
+    A new plan reaches the hall's upcoming showtimes that were never booked;
+    a showtime with bookings keeps the seats it was scheduled with.
+    """
+    hall = db.session.get(Hall, hall_id, with_for_update=True)
+    if hall is None:
+        raise NotFound(f"Hall {hall_id} not found.")
+    if "name" in data:
+        name = data["name"].strip()
+        taken = db.session.scalar(select(Hall.id).where(Hall.name_key == hall_key(name), Hall.id != hall.id))
+        if taken:
+            raise Conflict(f"A hall named {name!r} exists already.")
+        hall.name, hall.name_key = name, hall_key(name)
+        db.session.execute(
+            update(Showtime).where(Showtime.hall_id == hall.id).values(hall=name, version=Showtime.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+    updated = kept = 0
+    if "plan" in data:
+        hall.plan = data["plan"]
+        upcoming = (Showtime.hall_id == hall.id, Showtime.deleted_at.is_(None), Showtime.start_time > utcnow())
+        lock_showtimes(*upcoming)
+        booked = select(ReservationSeat.reservation_id).join(Reservation).where(Reservation.showtime_id == Showtime.id)
+        free_ids = db.session.scalars(select(Showtime.id).where(*upcoming, ~booked.exists())).all()
+        kept = db.session.scalar(select(func.count(Showtime.id)).where(*upcoming, booked.exists()))
+        for showtime_id in free_ids:
+            db.session.execute(delete(Seat).where(Seat.showtime_id == showtime_id))
+            lay_out_seats(showtime_id, hall.plan)
+            bump_showtime_version(showtime_id)
+        updated = len(free_ids)
+    db.session.commit()
+    return hall, updated, kept

@@ -7,6 +7,10 @@ from decimal import Decimal, InvalidOperation
 import humanize
 from flask import current_app
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
+from webargs.fields import DelimitedList
+
+import seatplans
+from models import DEFAULT_TICKET_TYPE, PRICE_RULES, SEAT_TYPES, SHOWTIME_FORMATS
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}\Z")
 # Deliberately simple: something@something.tld, no spaces, one @.
@@ -128,6 +132,15 @@ class StrictInteger(fields.Integer):
         if isinstance(value, bool):
             raise self.make_error("invalid")
         return super()._validated(value)
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON true or false, nothing that merely looks like one (0, "yes")."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
 
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers on every database
@@ -349,6 +362,19 @@ class MovieSchema(Schema):
     duration_minutes = StrictInteger(
         allow_none=True, validate=validate.Range(min=1, max=600), metadata={"example": 148}
     )
+    age_rating = Text(
+        allow_none=True,
+        validate=validate.Length(min=1, max=16),
+        metadata={"description": "As the rating board writes it", "example": "PG-13"},
+    )
+    language = Text(
+        allow_none=True, validate=validate.Length(min=1, max=32), metadata={"example": "English"}
+    )
+    trailer_url = Text(
+        allow_none=True,
+        validate=[validate.Length(max=500), validate.URL(schemes={"http", "https"}, require_tld=False)],
+        metadata={"example": "https://www.youtube.com/watch?v=YoHD9XEInc0"},
+    )
     created_at = LocalDateTime(dump_only=True)
 
     @validates_schema
@@ -398,9 +424,32 @@ class ShowtimeSchema(Schema):
         metadata={"description": "When the hall is free again (film + cleaning)"}
     )
     hall = fields.String()
-    price = Dollars()
+    hall_id = fields.Integer()
+    price = Dollars(metadata={"description": "A standard seat, adult ticket"})
+    prices = fields.Dict(
+        keys=fields.String(),
+        values=Dollars(),
+        metadata={
+            "description": "Adult price per seat type",
+            "example": {"standard": 10, "premium": 14, "accessible": 10, "companion": 10},
+        },
+    )
+    format = fields.String(metadata={"enum": list(SHOWTIME_FORMATS)})
+    audio_language = fields.String(allow_none=True)
+    subtitles = fields.String(allow_none=True)
     seats_total = fields.Integer()
     seats_available = fields.Integer()
+
+
+class SeatTypePrices(fields.Dict):
+    """Dollars per seat type; every key a known seat type."""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            keys=fields.String(validate=validate.OneOf(SEAT_TYPES)),
+            values=Dollars(),
+            **kwargs,
+        )
 
 
 class ShowtimeCreateSchema(Schema):
@@ -411,12 +460,32 @@ class ShowtimeCreateSchema(Schema):
         validate=validate.Length(min=1, max=50),
         metadata={"example": "Main"},
     )
-    price = Dollars(metadata={"description": "Seat price in dollars", "example": 10})
+    price = Dollars(metadata={"description": "Standard seat price in dollars", "example": 10})
+    prices = SeatTypePrices(
+        metadata={
+            "description": "Price per seat type in dollars; a type left out costs the standard "
+            "price. `standard` here is the same as `price`.",
+            "example": {"premium": 14},
+        }
+    )
+    format = fields.String(validate=validate.OneOf(SHOWTIME_FORMATS), metadata={"example": "2D"})
+    audio_language = Text(
+        allow_none=True, validate=validate.Length(min=1, max=32), metadata={"example": "English"}
+    )
+    subtitles = Text(
+        allow_none=True, validate=validate.Length(min=1, max=32), metadata={"example": "German"}
+    )
 
     @validates_schema
     def hall_not_blank(self, data, **kwargs):
         if "hall" in data and not data["hall"].strip():
             raise ValidationError("Must not be blank.", "hall")
+
+    @validates_schema
+    def one_standard_price(self, data, **kwargs):
+        standard = (data.get("prices") or {}).get("standard")
+        if standard is not None and "price" in data and standard != data["price"]:
+            raise ValidationError("prices.standard and price differ; give one.", "prices")
 
 
 class ShowtimeUpdateSchema(ShowtimeCreateSchema):
@@ -430,6 +499,11 @@ class ShowtimeRangeQuerySchema(PageQuerySchema):
     from_ = LocalDateTime(data_key="from")
     to = LocalDateTime()
     movie_id = QueryId()
+    format = fields.String(validate=validate.OneOf(SHOWTIME_FORMATS))
+    audio_language = SearchTerm(validate=validate.Length(max=32), metadata={"description": "Exact, any case"})
+    subtitles = SearchTerm(validate=validate.Length(max=32), metadata={"description": "Exact, any case"})
+    language = SearchTerm(validate=validate.Length(max=32), metadata={"description": "The movie's, exact, any case"})
+    age_rating = SearchTerm(validate=validate.Length(max=16), metadata={"description": "The movie's, exact, any case"})
 
     @validates_schema
     def range_in_order(self, data, **kwargs):
@@ -465,6 +539,11 @@ class SeatsCreateSchema(Schema):
         }
     )
     seats_per_row = StrictInteger(validate=validate.Range(min=1, max=999))
+    type = fields.String(
+        load_default="standard",
+        validate=validate.OneOf(SEAT_TYPES),
+        metadata={"description": "The seat type of every seat added"},
+    )
 
     @pre_load
     def not_too_many_labels(self, data, **kwargs):
@@ -511,12 +590,44 @@ class SeatsCreatedSchema(MessageSchema):
 
 class SeatSchema(Schema):
     label = fields.String()
-    status = fields.String(metadata={"enum": ["available", "booked", "yours"]})
+    status = fields.String(metadata={"enum": ["available", "booked", "yours", "blocked"]})
+    type = fields.String(metadata={"enum": list(SEAT_TYPES)})
+    price = Dollars(metadata={"description": "An adult ticket for this seat"})
+    column = fields.Integer(metadata={"description": "Where to draw the seat in its row, from 1; aisles leave gaps"})
 
 
 class SeatRowSchema(Schema):
     row = fields.String()
+    gaps = fields.List(
+        fields.Integer(), metadata={"description": "Columns of this row with no seat (aisles, pillars)"}
+    )
     seats = fields.List(fields.Nested(SeatSchema))
+
+
+class SeatChangeSchema(Schema):
+    seats = fields.List(
+        SeatLabel(),
+        required=True,
+        validate=validate.Length(min=1, max=1000),
+        metadata={"example": ["E7", "E8"]},
+    )
+    type = fields.String(validate=validate.OneOf(SEAT_TYPES), metadata={"example": "premium"})
+    blocked = StrictBoolean(
+        metadata={"description": "true: never sold (a broken seat); false: for sale again", "example": True}
+    )
+
+    @validates_schema
+    def something_to_change(self, data, **kwargs):
+        if "type" not in data and "blocked" not in data:
+            raise ValidationError("Give type and/or blocked.", "_schema")
+        try:
+            no_duplicates(data.get("seats", []))
+        except ValidationError as error:
+            raise ValidationError(error.messages, "seats") from None
+
+
+class SeatChangedSchema(MessageSchema):
+    seats = fields.List(fields.String())
 
 
 class SeatMapSchema(Schema):
@@ -533,27 +644,58 @@ class SeatMapSchema(Schema):
 # ---- reservations -----------------------------------------------------------------
 
 
+TICKET_TYPE_CODE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,15}\Z")
+
+
+class TicketSchema(Schema):
+    seat = SeatLabel(required=True, metadata={"example": "A1"})
+    ticket_type = Text(
+        load_default=DEFAULT_TICKET_TYPE,
+        validate=validate.Length(min=1, max=16),
+        metadata={"example": "child"},
+    )
+
+
 class ReservationCreateSchema(Schema):
     showtime_id = Id(required=True, metadata={"example": 3})
     seats = fields.List(
         SeatLabel(),
-        required=True,
         validate=validate.Length(min=1, error="Pick at least one seat."),
-        metadata={"example": ["A1", "A2"]},
+        metadata={"example": ["A1", "A2"], "description": "Seats, every ticket adult; or give tickets"},
+    )
+    tickets = fields.List(
+        fields.Nested(TicketSchema),
+        validate=validate.Length(min=1, error="Pick at least one seat."),
+        metadata={
+            "description": "A seat and a ticket type each, instead of seats",
+            "example": [{"seat": "A1", "ticket_type": "adult"}, {"seat": "A2", "ticket_type": "child"}],
+        },
     )
 
     @pre_load
     def seats_within_limit(self, data, **kwargs):
         limit = current_app.config["MAX_SEATS_PER_RESERVATION"]
-        refuse_long_list(data, "seats", limit, f"At most {limit} seats per reservation.")
+        for name in ("seats", "tickets"):
+            refuse_long_list(data, name, limit, f"At most {limit} seats per reservation.")
         return data
 
     @validates_schema
-    def no_duplicate_seats(self, data, **kwargs):
+    def seats_or_tickets(self, data, **kwargs):
+        if ("seats" in data) == ("tickets" in data):
+            raise ValidationError("Give seats, or tickets (not both).", "seats")
+        field = "seats" if "seats" in data else "tickets"
+        seats = data["seats"] if "seats" in data else [ticket["seat"] for ticket in data["tickets"]]
         try:
-            no_duplicates(data.get("seats", []))
+            no_duplicates(seats)
         except ValidationError as error:
-            raise ValidationError(error.messages, "seats") from None
+            raise ValidationError(error.messages, field) from None
+
+
+class ReservationLineSchema(Schema):
+    seat = fields.String(attribute="seat.label")
+    seat_type = fields.String(metadata={"enum": list(SEAT_TYPES)})
+    ticket_type = fields.String()
+    price = Dollars(attribute="price_cents", metadata={"description": "Frozen at booking time"})
 
 
 class ReservationSchema(Schema):
@@ -561,7 +703,8 @@ class ReservationSchema(Schema):
     showtime_id = fields.Integer()
     user_id = fields.Integer()
     seats = fields.List(fields.String(), attribute="seat_labels")
-    total_price = Dollars(attribute="total_cents")
+    lines = fields.List(fields.Nested(ReservationLineSchema), attribute="sorted_lines")
+    total_price = Dollars(attribute="total_cents", metadata={"description": "The sum of the lines"})
     status = fields.String(metadata={"enum": ["confirmed", "cancelled", "held"]})
     created_at = LocalDateTime()
     cancelled_at = LocalDateTime(allow_none=True, metadata={"description": "null until cancelled"})
@@ -584,6 +727,170 @@ class ReservationCreatedSchema(MessageSchema):
 class ReservationsQuerySchema(PageQuerySchema):
     all = fields.Boolean(
         load_default=False, metadata={"description": "Admins only: every user's reservations"}
+    )
+
+
+class BestAvailableQuerySchema(Schema):
+    quantity = fields.Integer(
+        required=True, validate=validate.Range(min=1, max=50), metadata={"description": "How many seats", "example": 2}
+    )
+    seat_types = DelimitedList(
+        fields.String(validate=validate.OneOf(SEAT_TYPES)),
+        metadata={"description": "Only these types, comma-separated (standard,premium)"},
+    )
+    accessible = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0, max=50),
+        metadata={"description": "How many of the seats are wheelchair spaces; companion seats come with them"},
+    )
+    allow_split = fields.Boolean(
+        load_default=False, metadata={"description": "Accept seats apart when no group of them is free together"}
+    )
+
+    @validates_schema
+    def accessible_within_quantity(self, data, **kwargs):
+        if data.get("accessible", 0) > data.get("quantity", 0):
+            raise ValidationError("At most quantity seats can be accessible.", "accessible")
+
+
+class BestAvailableSchema(Schema):
+    showtime_id = fields.Integer()
+    seats = fields.List(fields.String(), metadata={"example": ["G7", "G8"]})
+    together = fields.Boolean(metadata={"description": "In one row, side by side, no aisle between"})
+    explanation = fields.String(
+        metadata={"example": "2 seats together in row G, the hall's preferred row, centred in the row."}
+    )
+
+
+# ---- halls -------------------------------------------------------------------------
+
+
+class SeatPlan(fields.Dict):
+    """A hall's seat plan (see seatplans.py); checked whole, every problem listed."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        plan = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            seatplans.expand(plan)
+        except seatplans.PlanError as error:
+            raise ValidationError(error.problems) from None
+        return plan
+
+
+PLAN_EXAMPLE = {
+    "rows": [
+        {"rows": "A-H", "seats": 14, "aisles": [4, 10]},
+        {"rows": "J-K", "seats": 14, "aisles": [4, 10], "type": "premium"},
+    ],
+    "seat_types": {"A1-A2": "accessible", "A3-A4": "companion"},
+    "no_seats": ["E7"],
+}
+
+
+class HallSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    name = Text(required=True, validate=validate.Length(min=1, max=50), metadata={"example": "Studio 1"})
+    plan = SeatPlan(
+        allow_none=True,
+        metadata={
+            "description": "Rows of seats with aisles, seat types and missing seats; null for a hall "
+            "whose showtimes get their seats by hand (POST /seats). "
+            'A 10-row hall: {"rows": [{"rows": "A-J", "seats": 12}]}. 30 rows with two aisles and '
+            'premium back rows: {"rows": [{"rows": "A-Z", "seats": 24, "aisles": [6, 18]}, '
+            '{"rows": "AA-AD", "seats": 24, "aisles": [6, 18], "type": "premium"}], '
+            '"seat_types": {"A1-A2": "accessible", "A3": "companion"}}. Each row block: `rows` '
+            '("A-J", "K" or a list), `seats` (1-100 a row), `aisles` (seat numbers an aisle '
+            "follows), `type` (standard, premium, accessible, companion). `seat_types` maps "
+            'a seat or a range within a row ("A1-A4") to a type; `no_seats` lists seats that '
+            "do not exist (a pillar).",
+            "example": PLAN_EXAMPLE,
+        },
+    )
+    seats_total = fields.Integer(dump_only=True, metadata={"description": "Seats the plan makes"})
+    created_at = LocalDateTime(dump_only=True)
+
+    @validates_schema
+    def name_not_blank(self, data, **kwargs):
+        if "name" in data and not data["name"].strip():
+            raise ValidationError("Must not be blank.", "name")
+
+
+class HallUpdatedSchema(HallSchema):
+    showtimes_updated = fields.Integer(
+        metadata={"description": "Upcoming showtimes without bookings that now have the new plan"}
+    )
+    showtimes_kept = fields.Integer(
+        metadata={"description": "Upcoming showtimes with bookings, which keep the plan they had"}
+    )
+
+
+class HallsQuerySchema(PageQuerySchema):
+    pass
+
+
+# ---- ticket types and prices ---------------------------------------------------------
+
+
+class TicketTypeSchema(Schema):
+    code = fields.String(
+        required=True,
+        validate=validate.Regexp(TICKET_TYPE_CODE_RE, error="Lower-case letters, digits, _ and -, up to 16."),
+        metadata={"example": "child"},
+    )
+    name = Text(required=True, validate=validate.Length(min=1, max=50), metadata={"example": "Child (under 12)"})
+    price_rule = fields.String(
+        required=True,
+        validate=validate.OneOf(PRICE_RULES),
+        metadata={
+            "description": "percent: `percent` of the seat's price; amount_off: the seat's price "
+            "less `amount` dollars (never below 0); fixed_price: `amount` dollars for any seat",
+            "example": "percent",
+        },
+    )
+    percent = StrictInteger(
+        validate=validate.Range(min=0, max=1000), allow_none=True, metadata={"example": 60}
+    )
+    amount = Dollars(allow_none=True, metadata={"example": None})
+    active = StrictBoolean(load_default=True, metadata={"description": "Inactive types cannot be booked"})
+
+    @validates_schema
+    def rule_has_its_value(self, data, partial, **kwargs):
+        rule = data.get("price_rule")
+        if rule is None:
+            if not partial and ("percent" in data or "amount" in data):
+                raise ValidationError("Give price_rule with its value.", "price_rule")
+            return
+        needed, other = ("percent", "amount") if rule == "percent" else ("amount", "percent")
+        if data.get(needed) is None:
+            raise ValidationError(f"price_rule {rule} needs {needed}.", needed)
+        if data.get(other) is not None:
+            raise ValidationError(f"price_rule {rule} takes no {other}.", other)
+
+
+class TicketTypeUpdateSchema(TicketTypeSchema):
+    code = fields.String(dump_only=True)
+    name = Text(validate=validate.Length(min=1, max=50))
+    price_rule = fields.String(validate=validate.OneOf(PRICE_RULES))
+    active = StrictBoolean()
+
+
+class TicketTypesQuerySchema(PageQuerySchema):
+    pass
+
+
+class PriceTableSchema(Schema):
+    showtime_id = fields.Integer()
+    seat_types = fields.Dict(
+        keys=fields.String(), values=Dollars(), metadata={"description": "An adult ticket per seat type"}
+    )
+    ticket_types = fields.List(fields.Nested(TicketTypeSchema(only=("code", "name", "price_rule", "percent", "amount"))))
+    prices = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=Dollars()),
+        metadata={
+            "description": "seat type -> ticket type -> price in dollars",
+            "example": {"standard": {"adult": 10, "child": 6, "senior": 8, "student": 8.5}},
+        },
     )
 
 

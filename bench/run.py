@@ -32,6 +32,7 @@ from app import create_app  # noqa: E402
 from models import (  # noqa: E402
     CANCELLED,
     CONFIRMED,
+    Hall,
     Movie,
     Reservation,
     Seat,
@@ -94,12 +95,17 @@ def build_dataset(app, rng):
         db.session.execute(insert(Movie), movies)
         movie_ids = db.session.scalars(text("SELECT id FROM movies ORDER BY id")).all()
 
+        halls = [{"name": f"Hall {n}", "name_key": f"hall {n}", "created_at": now, "updated_at": now}
+                 for n in range(1, 11)]
+        db.session.execute(insert(Hall), halls)
+        hall_ids = dict(db.session.execute(text("SELECT name, id FROM halls")).all())
         showtimes = []
         for n in range(SHOWTIMES):
             start = now + timedelta(days=1 + n // 40, hours=3 * (n % 4))
+            hall = f"Hall {(n // 4) % 10 + 1}"
             showtimes.append({"movie_id": movie_ids[n % MOVIES], "start_time": start,
                               "end_time": start + timedelta(hours=2, minutes=45),
-                              "hall": f"Hall {(n // 4) % 10 + 1}", "price_cents": 1000})
+                              "hall": hall, "hall_id": hall_ids[hall], "price_cents": 1000})
         db.session.execute(insert(Showtime), showtimes)
         showtime_ids = db.session.scalars(text("SELECT id FROM showtimes ORDER BY id")).all()
         target, others = showtime_ids[0], showtime_ids[1:]
@@ -141,7 +147,7 @@ def build_dataset(app, rng):
         ])
         reservation_ids = db.session.scalars(text("SELECT id FROM reservations ORDER BY id")).all()
         db.session.execute(insert(reservation_seats), [
-            {"reservation_id": reservation_id, "seat_id": seat_id}
+            {"reservation_id": reservation_id, "seat_id": seat_id, "price_cents": 1000}
             for reservation_id, (_, _, seat_list, _) in zip(reservation_ids, plan)
             for seat_id in seat_list
         ])

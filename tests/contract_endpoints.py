@@ -28,7 +28,18 @@ CONTRACT_ENDPOINTS = [
     ("PUT", "/showtimes/{showtime_id}", "admin"),
     ("DELETE", "/showtimes/{showtime_id}", "admin"),
     ("GET", "/showtimes/{showtime_id}/seats", "user"),
+    ("PATCH", "/showtimes/{showtime_id}/seats", "admin"),
+    ("GET", "/showtimes/{showtime_id}/seatmap.svg", "user"),
+    ("GET", "/showtimes/{showtime_id}/prices", "user"),
+    ("GET", "/showtimes/{showtime_id}/best-available", "user"),
     ("POST", "/seats", "admin"),
+    ("POST", "/halls", "admin"),
+    ("GET", "/halls", "user"),
+    ("GET", "/halls/{hall_id}", "user"),
+    ("PUT", "/halls/{hall_id}", "admin"),
+    ("GET", "/ticket-types", "user"),
+    ("POST", "/ticket-types", "admin"),
+    ("PUT", "/ticket-types/{code}", "admin"),
     ("POST", "/reservations", "user"),
     ("GET", "/reservations", "user"),
     ("GET", "/reservations/{reservation_id}", "user"),
@@ -45,6 +56,8 @@ PAGINATED = {
     ("GET", "/showtimes"),
     ("GET", "/showtimes/search"),
     ("GET", "/reservations"),
+    ("GET", "/halls"),
+    ("GET", "/ticket-types"),
 }
 
 # Rate-limited endpoints (429 past their limit).

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 import booking
 from errors import Conflict, Invalid, NotFound
-from models import CANCELLED, CONFIRMED, Movie, Reservation, Seat, Showtime, User, db, utcnow
+from models import CANCELLED, CONFIRMED, Hall, Movie, Reservation, Seat, Showtime, User, db, utcnow
 
 
 @pytest.fixture
@@ -17,8 +17,16 @@ def ctx(app):
     with app.app_context():
         movie = Movie(title="Alien", genre="Horror", duration_minutes=117)
         start = utcnow() + timedelta(days=3)
+        hall = Hall(name="Main")
+        db.session.add(hall)
+        db.session.flush()
         showtime = Showtime(
-            movie=movie, start_time=start, end_time=start + timedelta(hours=2), hall="Main", price_cents=1250
+            movie=movie,
+            start_time=start,
+            end_time=start + timedelta(hours=2),
+            hall=hall.name,
+            hall_id=hall.id,
+            price_cents=1250,
         )
         db.session.add(showtime)
         db.session.add_all(
@@ -38,7 +46,7 @@ def holders(showtime_id):
 
 
 def test_book_claims_every_seat_and_prices_them(ctx):
-    reservation = booking.book(ctx.ann.id, ctx.showtime_id, ["A1", "A2"])
+    reservation = booking.book(ctx.ann.id, ctx.showtime_id, booking.adult_tickets(["A1", "A2"]))
 
     assert reservation.status == CONFIRMED
     assert reservation.seat_labels == ["A1", "A2"]
@@ -47,10 +55,10 @@ def test_book_claims_every_seat_and_prices_them(ctx):
 
 
 def test_a_taken_seat_is_a_conflict_and_books_nothing(ctx):
-    first = booking.book(ctx.ann.id, ctx.showtime_id, ["A2"])
+    first = booking.book(ctx.ann.id, ctx.showtime_id, booking.adult_tickets(["A2"]))
 
     with pytest.raises(Conflict) as refused:
-        booking.book(ctx.bob.id, ctx.showtime_id, ["A1", "A2", "A3"])
+        booking.book(ctx.bob.id, ctx.showtime_id, booking.adult_tickets(["A1", "A2", "A3"]))
 
     assert refused.value.errors == {"seats": ["A2"]}
     assert "A2" in refused.value.message
@@ -60,8 +68,8 @@ def test_a_taken_seat_is_a_conflict_and_books_nothing(ctx):
 
 def test_claim_seats_takes_only_free_seats(ctx):
     """The conditional UPDATE itself: a seat already held makes the claim fail whole."""
-    booking.book(ctx.ann.id, ctx.showtime_id, ["A3"])
-    seat_ids = booking.lock_seats(ctx.showtime_id, ["A3", "A4"])
+    booking.book(ctx.ann.id, ctx.showtime_id, booking.adult_tickets(["A3"]))
+    seat_ids = {label: seat.id for label, seat in booking.lock_seats(ctx.showtime_id, ["A3", "A4"]).items()}
     reservation = Reservation(user_id=ctx.bob.id, showtime_id=ctx.showtime_id, total_cents=0)
     db.session.add(reservation)
     db.session.flush()
@@ -74,7 +82,7 @@ def test_claim_seats_takes_only_free_seats(ctx):
 
 def test_unknown_seats_are_invalid(ctx):
     with pytest.raises(Invalid) as refused:
-        booking.book(ctx.ann.id, ctx.showtime_id, ["A1", "Z9"])
+        booking.book(ctx.ann.id, ctx.showtime_id, booking.adult_tickets(["A1", "Z9"]))
 
     assert refused.value.errors == {"seats": ["Unknown seat: Z9"]}
     assert all(holder is None for holder in holders(ctx.showtime_id).values())
@@ -82,7 +90,7 @@ def test_unknown_seats_are_invalid(ctx):
 
 def test_unknown_showtime_is_not_found(ctx):
     with pytest.raises(NotFound):
-        booking.book(ctx.ann.id, 987654, ["A1"])
+        booking.book(ctx.ann.id, 987654, booking.adult_tickets(["A1"]))
 
 
 def test_a_started_showtime_cannot_be_booked(ctx):
@@ -90,11 +98,11 @@ def test_a_started_showtime_cannot_be_booked(ctx):
     db.session.commit()
 
     with pytest.raises(Conflict, match="already started"):
-        booking.book(ctx.ann.id, ctx.showtime_id, ["A1"])
+        booking.book(ctx.ann.id, ctx.showtime_id, booking.adult_tickets(["A1"]))
 
 
 def test_release_seats_frees_them(ctx):
-    reservation = booking.book(ctx.ann.id, ctx.showtime_id, ["A1", "A4"])
+    reservation = booking.book(ctx.ann.id, ctx.showtime_id, booking.adult_tickets(["A1", "A4"]))
 
     booking.release_seats(reservation.id)
     db.session.commit()
@@ -103,7 +111,7 @@ def test_release_seats_frees_them(ctx):
 
 
 def test_cancel_frees_the_seats_and_keeps_the_row(ctx):
-    reservation = booking.book(ctx.ann.id, ctx.showtime_id, ["A1", "A2"])
+    reservation = booking.book(ctx.ann.id, ctx.showtime_id, booking.adult_tickets(["A1", "A2"]))
 
     cancelled = booking.cancel(reservation.id, ctx.ann)
 
@@ -111,11 +119,11 @@ def test_cancel_frees_the_seats_and_keeps_the_row(ctx):
     assert all(holder is None for holder in holders(ctx.showtime_id).values())
     assert db.session.get(Reservation, reservation.id).status == CANCELLED
     # The seats can be booked again at once.
-    assert booking.book(ctx.bob.id, ctx.showtime_id, ["A1", "A2"]).status == CONFIRMED
+    assert booking.book(ctx.bob.id, ctx.showtime_id, booking.adult_tickets(["A1", "A2"])).status == CONFIRMED
 
 
 def test_a_cancellation_owes_its_notice_until_it_is_sent(ctx):
-    reservation = booking.book(ctx.ann.id, ctx.showtime_id, ["A1"])
+    reservation = booking.book(ctx.ann.id, ctx.showtime_id, booking.adult_tickets(["A1"]))
     db.session.get(Reservation, reservation.id).email_status = "sent"  # the confirmation went out
     db.session.commit()
 
@@ -125,9 +133,9 @@ def test_a_cancellation_owes_its_notice_until_it_is_sent(ctx):
 
 
 def test_cancel_twice_is_a_conflict(ctx):
-    reservation = booking.book(ctx.ann.id, ctx.showtime_id, ["A1"])
+    reservation = booking.book(ctx.ann.id, ctx.showtime_id, booking.adult_tickets(["A1"]))
     booking.cancel(reservation.id, ctx.ann)
-    again = booking.book(ctx.bob.id, ctx.showtime_id, ["A1"])
+    again = booking.book(ctx.bob.id, ctx.showtime_id, booking.adult_tickets(["A1"]))
 
     with pytest.raises(Conflict, match="already cancelled"):
         booking.cancel(reservation.id, ctx.ann)
@@ -136,7 +144,7 @@ def test_cancel_twice_is_a_conflict(ctx):
 
 
 def test_someone_elses_reservation_is_not_found(ctx):
-    reservation = booking.book(ctx.ann.id, ctx.showtime_id, ["A1"])
+    reservation = booking.book(ctx.ann.id, ctx.showtime_id, booking.adult_tickets(["A1"]))
 
     with pytest.raises(NotFound):
         booking.cancel(reservation.id, ctx.bob)
@@ -148,20 +156,19 @@ def test_someone_elses_reservation_is_not_found(ctx):
 
 
 def test_seat_rows_tell_yours_from_booked(ctx):
-    booking.book(ctx.ann.id, ctx.showtime_id, ["A1"])
-    booking.book(ctx.bob.id, ctx.showtime_id, ["A2"])
+    booking.book(ctx.ann.id, ctx.showtime_id, booking.adult_tickets(["A1"]))
+    booking.book(ctx.bob.id, ctx.showtime_id, booking.adult_tickets(["A2"]))
 
-    rows, total, available = booking.seat_rows(ctx.showtime_id, ctx.ann.id)
+    rows, total, available = booking.seat_rows(db.session.get(Showtime, ctx.showtime_id), ctx.ann.id)
 
     assert (total, available) == (4, 2)
     assert rows == [
         {
             "row": "A",
+            "gaps": [],
             "seats": [
-                {"label": "A1", "status": "yours"},
-                {"label": "A2", "status": "booked"},
-                {"label": "A3", "status": "available"},
-                {"label": "A4", "status": "available"},
+                {"label": f"A{number}", "status": status, "type": "standard", "price": 12.5, "column": number}
+                for number, status in enumerate(("yours", "booked", "available", "available"), start=1)
             ],
         }
     ]

@@ -504,3 +504,86 @@ def test_database_errors_are_logged_on_one_line(app, client, cinema, caplog):
     assert_error(response, 400)
     (message,) = [record.getMessage() for record in caplog.records if "Data error" in record.getMessage()]
     assert "\n" not in message and "forged line" in message
+
+
+# ---- halls, ticket types, seat changes and tickets ----------------------------------
+
+HOSTILE_TEXT = ["Studio\r\nBcc: x", "Studio \ud800", "Studio\x00", "tab\there", "\u2028"]
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXT)
+@pytest.mark.parametrize(
+    "method, path, body, field",
+    [
+        ("POST", "/halls", lambda text: {"name": text}, "name"),
+        ("POST", "/ticket-types", lambda text: {"code": "x", "name": text, "price_rule": "percent", "percent": 5}, "name"),
+        ("PUT", "/ticket-types/child", lambda text: {"name": text}, "name"),
+        ("POST", "/movies", lambda text: {"title": "T", "genre": "G", "language": text}, "language"),
+        ("POST", "/movies", lambda text: {"title": "T", "genre": "G", "age_rating": text[:16]}, "age_rating"),
+    ],
+)
+def test_new_text_fields_refuse_control_characters_and_surrogates(client, cinema, caplog, method, path, body, field, text):
+    response = client.open(path, method=method, json=body(text), headers=cinema.admin)
+
+    body = assert_error(response, 400)
+    assert field in body.get("errors", {}) or "NUL" in body["message"]
+    assert not errors_logged(caplog)
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXT)
+def test_showtime_languages_refuse_control_characters(client, cinema, text):
+    movie = cinema.movie()
+    body = {"movie_id": movie["id"], "start_time": "2030-05-01T18:00:00", "audio_language": text}
+
+    response = client.post("/showtimes", json=body, headers=cinema.admin)
+
+    assert_error(response, 400)
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        {"rows": [{"rows": "A\r\nB", "seats": 10}]},
+        {"rows": [{"rows": "A", "seats": 10}], "seat_types": {"A1\ud800": "premium"}},
+        {"rows": [{"rows": "A", "seats": int("9" * 4000)}]},
+        {"rows": [{"rows": "A", "seats": 10, "aisles": [1e308]}]},
+        {"rows": [{"rows": "A", "seats": 10}], "no_seats": [[["A1"]]]},
+        {"rows": [{"rows": ["A"] * 100_000, "seats": 1}]},
+    ],
+)
+def test_hostile_seat_plans_are_a_400(client, cinema, caplog, plan):
+    response = client.post("/halls", json={"name": "Odd", "plan": plan}, headers=cinema.admin)
+
+    assert_error(response, 400)
+    assert not errors_logged(caplog)
+
+
+@pytest.mark.parametrize(
+    "tickets",
+    [
+        [{"seat": "A1", "ticket_type": "child\ud800"}],
+        [{"seat": "A1", "ticket_type": "x" * 17}],
+        [{"seat": "A1", "ticket_type": None}],
+        [{"seat": "A1", "ticket_type": ["adult"]}],
+        [{"seat": "A1"}] * 50_000,
+        [[]] * 1000,
+    ],
+)
+def test_hostile_ticket_lists_are_a_400(client, scheduled, caplog, tickets):
+    response = client.post("/reservations", json={"showtime_id": 1, "tickets": tickets}, headers=scheduled.user())
+
+    assert_error(response, 400)
+    assert not errors_logged(caplog)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"seats": ["A1"] * 5000, "blocked": True},
+        {"seats": ["A1"], "type": "premium\r\n"},
+        {"seats": [{"label": "A1"}], "blocked": True},
+        {"seats": ["A1"], "blocked": None},
+    ],
+)
+def test_hostile_seat_changes_are_a_400(client, scheduled, body):
+    assert_error(client.patch("/showtimes/1/seats", json=body, headers=scheduled.admin), 400)

@@ -211,3 +211,44 @@ def test_upgrading_folds_the_hall_names_of_existing_showtimes(tmp_path, empty_da
         "/showtimes", json={"movie_id": 1, "start_time": overlapping, "hall": "SALLE été"}, headers=cinema.admin
     )
     assert_error(response, 409, "showtime 1")
+
+
+def test_existing_halls_seats_and_bookings_migrate_to_halls_and_priced_lines(tmp_path, empty_database):
+    """Hall names become halls without a plan; seats become standard; lines keep the price paid."""
+    old = migrated_app(tmp_path, empty_database)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    with old.app_context():
+        upgrade(directory=MIGRATIONS, revision="eac0434c283a")
+        statements = [
+            "INSERT INTO users (id, username, username_key, email, password_hash, is_admin, created_at)"
+            " VALUES (7, 'ann', 'ann', 'ann@example.com', 'x', false, :now)",
+            "INSERT INTO movies (id, title, genre, created_at) VALUES (1, 'Kept', 'Drama', :now)",
+            "INSERT INTO showtimes (id, movie_id, start_time, end_time, hall, price_cents, created_at)"
+            " VALUES (1, 1, :now, :now, 'Main', 1200, :now), (2, 1, :now, :now, 'main', 900, :now),"
+            " (3, 1, :now, :now, 'Studio 2', 1000, :now)",
+            "INSERT INTO seats (id, showtime_id, label, row, number) VALUES (1, 1, 'A1', 'A', 1), (2, 1, 'A2', 'A', 2)",
+            "INSERT INTO reservations (id, user_id, showtime_id, status, total_cents, created_at, updated_at, email_status)"
+            " VALUES (5, 7, 1, 'confirmed', 2400, :now, :now, 'sent')",
+            "INSERT INTO reservation_seats (reservation_id, seat_id) VALUES (5, 1), (5, 2)",
+            "UPDATE seats SET reservation_id = 5",
+        ]
+        for statement in statements:
+            db.session.execute(text(statement), {"now": now})
+        db.session.commit()
+
+    app = migrated_app(tmp_path, empty_database, AUTO_MIGRATE=True)
+
+    with app.app_context():
+        assert schema_differences() == ([], head_revision())
+        halls = db.session.execute(text("SELECT id, name, plan FROM halls ORDER BY name_key")).all()
+        assert [(name, plan) for _, name, plan in halls] == [("Main", None), ("Studio 2", None)]
+        showtimes = db.session.execute(text("SELECT hall, hall_id FROM showtimes ORDER BY id")).all()
+        assert showtimes == [("Main", halls[0].id), ("Main", halls[0].id), ("Studio 2", halls[1].id)]
+        assert db.session.scalars(text("SELECT DISTINCT seat_type FROM seats")).all() == ["standard"]
+        lines = db.session.execute(
+            text("SELECT seat_type, ticket_type, price_cents FROM reservation_seats ORDER BY seat_id")
+        ).all()
+        assert lines == [("standard", "adult", 1200), ("standard", "adult", 1200)]
+        assert db.session.scalars(text("SELECT code FROM ticket_types ORDER BY position")).all() == [
+            "adult", "child", "senior", "student",
+        ]

@@ -7,7 +7,18 @@ import pytest
 
 from conftest import assert_error, future
 
-MOVIE_KEYS = {"id", "title", "genre", "description", "poster_url", "duration_minutes", "created_at"}
+MOVIE_KEYS = {
+    "id",
+    "title",
+    "genre",
+    "description",
+    "poster_url",
+    "duration_minutes",
+    "age_rating",
+    "language",
+    "trailer_url",
+    "created_at",
+}
 MISSING = object()
 VALID = {
     "title": "Inception",

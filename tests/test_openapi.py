@@ -331,8 +331,9 @@ def successful_answers(demo):
     registered = answer("POST", "/register", 201, json=demo.example("POST", "/register"))
     answer("POST", "/login", 200, json=demo.example("POST", "/login"))
     answer("POST", "/users/promote/{user_id}", 200, f"/users/promote/{registered['user']['id']}", headers=admin)
-    showtime = client.post("/showtimes", json=demo.example("POST", "/showtimes"), headers=admin).json
-    seats = {**demo.example("POST", "/seats"), "showtime_id": showtime["id"]}  # the example's has seats already
+    # In a hall without a plan: a showtime in the demo's halls has all its seats from the start.
+    showtime = client.post("/showtimes", json={**demo.example("POST", "/showtimes"), "hall": "Garage"}, headers=admin).json
+    seats = {**demo.example("POST", "/seats"), "showtime_id": showtime["id"]}
     answer("POST", "/seats", 201, json=seats, headers=admin)
     reserved = answer("POST", "/reservations", 201, json=demo.example("POST", "/reservations"), headers=user)
     reservation_id, showtime_id = reserved["reservation"]["id"], reserved["reservation"]["showtime_id"]
@@ -438,6 +439,38 @@ def operation_errors(demo, tmp_path):
                 client.post, "/movies/1/poster", data="image", content_type="text/plain", headers=admin
             ),
             ("GET", "/health", 503): partial(during_outage, demo.app, partial(client.get, "/health")),
+            ("PATCH", "/showtimes/{showtime_id}/seats", 404): partial(
+                client.patch, f"/showtimes/{MISSING}/seats", json={"seats": ["A1"], "blocked": True}, headers=admin
+            ),
+            ("PATCH", "/showtimes/{showtime_id}/seats", 409): partial(
+                client.patch, "/showtimes/3/seats", json={"seats": ["E5"], "blocked": True}, headers=admin
+            ),
+            ("GET", "/showtimes/{showtime_id}/seatmap.svg", 404): partial(
+                client.get, f"/showtimes/{MISSING}/seatmap.svg", headers=user
+            ),
+            ("GET", "/showtimes/{showtime_id}/best-available", 404): partial(
+                client.get, f"/showtimes/{MISSING}/best-available?quantity=2", headers=user
+            ),
+            ("GET", "/showtimes/{showtime_id}/best-available", 409): partial(
+                client.get, "/showtimes/3/best-available?quantity=20", headers=user
+            ),
+            ("GET", "/showtimes/{showtime_id}/prices", 404): partial(
+                client.get, f"/showtimes/{MISSING}/prices", headers=user
+            ),
+            ("POST", "/halls", 409): partial(client.post, "/halls", json={"name": "Studio 2"}, headers=admin),
+            ("GET", "/halls/{hall_id}", 404): partial(client.get, f"/halls/{MISSING}", headers=user),
+            ("PUT", "/halls/{hall_id}", 404): partial(client.put, f"/halls/{MISSING}", json={"name": "X"}, headers=admin),
+            ("PUT", "/halls/{hall_id}", 409): partial(client.put, "/halls/1", json={"name": "Studio 2"}, headers=admin),
+            ("POST", "/ticket-types", 409): partial(
+                client.post,
+                "/ticket-types",
+                json={"code": "child", "name": "Kid", "price_rule": "percent", "percent": 50},
+                headers=admin,
+            ),
+            ("PUT", "/ticket-types/{code}", 404): partial(client.put, "/ticket-types/vip", json={"name": "X"}, headers=admin),
+            ("PUT", "/ticket-types/{code}", 409): partial(
+                client.put, "/ticket-types/adult", json={"active": False}, headers=admin
+            ),
         }
     )
     # An image host that is not there.

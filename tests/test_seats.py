@@ -197,10 +197,11 @@ def test_seat_map_body(cinema):
     assert (body["seats_total"], body["seats_available"]) == (6, 6)
     assert body["rows"][0] == {
         "row": "A",
+        "gaps": [],
         "seats": [
-            {"label": "A1", "status": "available"},
-            {"label": "A2", "status": "available"},
-            {"label": "A3", "status": "available"},
+            {"label": "A1", "status": "available", "type": "standard", "price": 10, "column": 1},
+            {"label": "A2", "status": "available", "type": "standard", "price": 10, "column": 2},
+            {"label": "A3", "status": "available", "type": "standard", "price": 10, "column": 3},
         ],
     }
 
