@@ -23,6 +23,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -355,6 +356,29 @@ class RevokedToken(db.Model):
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class IdempotencyKey(db.Model):
+    """A retried write's key (Idempotency-Key) and the first answer to it; see idempotency.py.
+
+    Written in the same transaction as the change, with ``status`` NULL; the answer
+    is filled in once it is known.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    # SHA-256 of the method, the path and the body: what the key was first used for.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    # What the change created (a reservation's id), set before its commit.
+    resource_id: Mapped[Optional[int]] = mapped_column()
+    status: Mapped[Optional[int]] = mapped_column()
+    body: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    location: Mapped[Optional[str]] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 def seat_sort_key(seat: Seat) -> tuple:
