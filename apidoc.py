@@ -56,6 +56,32 @@ RETRY_HEADERS = {
     "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}},
 }
 
+IDEMPOTENCY_HEADERS = ("Idempotency-Key", "X-Idempotency-Key")
+IDEMPOTENCY_PARAMETERS = [
+    {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": "Any 1-255 printable ASCII characters (a UUID will do), new for each "
+        "booking or cancellation: a retry with the same key within IDEMPOTENCY_KEY_HOURS gets "
+        "the first answer back, and changes nothing.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+    },
+    {
+        "name": "X-Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": "Another name for Idempotency-Key (both at once must agree).",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+    },
+]
+REPLAYED_HEADERS = {
+    "Idempotent-Replayed": {
+        "description": "`true` on the answer to a retry: the first answer again; nothing changed",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+
 ERROR_MESSAGES = {
     400: "The request has invalid fields: title.",
     401: "Missing token: Missing Authorization Header.",
@@ -121,6 +147,9 @@ ERROR_EXAMPLES = {
         409, "'adult' is the ticket type of bookings that name only seats; it stays active."
     ),
     "ticket_type_not_found": error_example(404, "Ticket type 'vip' not found."),
+    "idempotency_key_reused": error_example(
+        422, "This Idempotency-Key was used for another request (method, path or body); send a new key."
+    ),
     "database_unreachable": error_example(
         503, "The database is unreachable.", errors={"database": ["unreachable"]}
     ),
@@ -158,6 +187,31 @@ def add_common_errors(doc, doc_info, *, method, **kwargs):
             statuses.append(413)
     for status in statuses:
         responses.setdefault(status, [HTTPStatus(status).name])
+    return doc
+
+
+def add_idempotency_doc(doc, doc_info, **kwargs):
+    """The Idempotency-Key headers, Idempotent-Replayed, 422 and the 409's Retry-After of an @idempotent view."""
+    if not doc_info.get("idempotent"):
+        return doc
+    manual_doc = doc_info.setdefault("manual_doc", {})
+    manual_doc["parameters"] = manual_doc.get("parameters", []) + deepcopy(IDEMPOTENCY_PARAMETERS)
+    responses = doc_info.setdefault("response", {}).setdefault("responses", {})
+    for status, entries in responses.items():
+        for entry in entries:
+            if isinstance(entry, dict) and int(status) < 300:
+                entry["headers"] = {**entry.get("headers", {}), **REPLAYED_HEADERS}
+            if isinstance(entry, dict) and int(status) == 409:
+                entry["headers"] = {**entry.get("headers", {}), **RETRY_HEADERS}
+    responses.setdefault(400, [HTTPStatus(400).name])
+    responses.setdefault(422, []).append(
+        {
+            "schema": s.ErrorSchema,
+            "description": "The Idempotency-Key was used for another request",
+            "example": ERROR_EXAMPLES["idempotency_key_reused"],
+            "content_type": None,
+        }
+    )
     return doc
 
 
@@ -391,6 +445,7 @@ class ApiBlueprint(Blueprint):
         super().__init__(*args, **kwargs)
         # Before flask-smorest turns the collected responses into the document.
         self._prepare_doc_cbks.insert(0, add_common_errors)
+        self._prepare_doc_cbks.insert(1, add_idempotency_doc)
 
     def alt_response(self, status_code, response=None, *, schema=None, example=None, **kwargs):
         """Error responses default to the contract's error shape."""

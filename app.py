@@ -23,6 +23,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import apidoc
 import auth
 import booking
+import idempotency
 import posters
 import pricing
 import reports
@@ -732,6 +733,19 @@ def update_ticket_type(data, code):
 RESERVATION_DUMPER = s.LeanDumper(s.ReservationSchema())
 
 
+def reservation_created(reservation):
+    return created(
+        {"message": "Reservation confirmed", "reservation": reservation},
+        "reservations.get_reservation",
+        reservation_id=reservation.id,
+    )
+
+
+def booked_before(key_row):
+    """The answer to a booking whose retry finds it committed but its answer unrecorded."""
+    return reservation_created(booking.get_reservation(key_row.resource_id, current_user))
+
+
 @reservations_blp.route("/reservations", methods=["POST"])
 @login_required
 @reservations_blp.arguments(s.ReservationCreateSchema, example=apidoc.EXAMPLES["reservation"])
@@ -742,23 +756,27 @@ RESERVATION_DUMPER = s.LeanDumper(s.ReservationSchema())
     404, description="Unknown showtime", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
 )
 @reservations_blp.alt_response(409, description="A seat is taken, or the showtime started")
+@idempotency.idempotent(rebuild=booked_before)
 def create_reservation(data):
     """Book one or more seats: all of them or none.
 
     ``seats`` books adult tickets; ``tickets`` gives each seat a ticket type. A
     companion seat is sold with an accessible seat only (admins may book it alone).
+    With an ``Idempotency-Key``, a retry gets the first answer back (see README, Retries).
     """
     if "tickets" in data:
         tickets = {ticket["seat"]: ticket["ticket_type"] for ticket in data["tickets"]}
     else:
         tickets = booking.adult_tickets(data["seats"])
-    reservation = booking.book(current_user.id, data["showtime_id"], tickets, may_override=current_user.is_admin)
-    send_booking_confirmation(reservation)
-    return created(
-        {"message": "Reservation confirmed", "reservation": reservation},
-        "reservations.get_reservation",
-        reservation_id=reservation.id,
+    reservation = booking.book(
+        current_user.id,
+        data["showtime_id"],
+        tickets,
+        may_override=current_user.is_admin,
+        on_booked=idempotency.remember_resource,
     )
+    send_booking_confirmation(reservation)
+    return reservation_created(reservation)
 
 
 @reservations_blp.route("/reservations", methods=["GET"])
@@ -790,6 +808,9 @@ def get_reservation(reservation_id):
     return booking.get_reservation(reservation_id, current_user)
 
 
+CANCELLED_ANSWER = {"message": "Reservation cancelled successfully"}
+
+
 @reservations_blp.route("/reservations/<int:reservation_id>", methods=["DELETE"])
 @login_required
 @reservations_blp.response(200, s.MessageSchema, example=apidoc.EXAMPLES["cancelled"])
@@ -801,11 +822,12 @@ def get_reservation(reservation_id):
     description="Already cancelled, or the showtime started",
     example=apidoc.ERROR_EXAMPLES["already_cancelled"],
 )
+@idempotency.idempotent(rebuild=lambda key_row: CANCELLED_ANSWER)
 def cancel_reservation(reservation_id):
     """Cancel your reservation; its seats are free again at once."""
     reservation = booking.cancel(reservation_id, current_user)
     send_cancellation(reservation)
-    return {"message": "Reservation cancelled successfully"}
+    return CANCELLED_ANSWER
 
 
 # ---- admin report -----------------------------------------------------------------
@@ -916,8 +938,9 @@ def not_modified(tag: str):
 NO_STORE_ENDPOINTS = frozenset(
     {"auth.register", "auth.login", "auth.refresh", "users.get_me", "users.list_users", "users.promote_user"}
 )
-# Only these answers ask the client to wait (the 503s set their own Retry-After).
-RETRY_STATUSES = frozenset({429, 503})
+# Only these answers ask the client to wait (the 503s, and the 409 of an Idempotency-Key
+# still in use, set their own Retry-After).
+RETRY_STATUSES = frozenset({409, 429, 503})
 
 
 def security_headers(response):

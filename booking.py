@@ -122,13 +122,17 @@ def claim_seats(reservation_id: int, seat_ids: dict[str, int], labels: list[str]
     )
 
 
-def book(user_id: int, showtime_id: int, tickets: dict[str, str], may_override: bool = False) -> Reservation:
+def book(
+    user_id: int, showtime_id: int, tickets: dict[str, str], may_override: bool = False, on_booked=None
+) -> Reservation:
     """Book seats of a showtime for a user, all of them or none.
 
     ``tickets`` maps each seat label to its ticket type; each line is priced at
     the showtime's price for the seat's type, through the ticket type's rule,
     and keeps that price whatever happens to the prices later.
-    ``may_override`` (admins) sells companion seats on their own.
+    ``may_override`` (admins) sells companion seats on their own. ``on_booked``
+    is called with the new reservation's id just before the commit, so that what it
+    writes commits (or not) together with the booking.
     """
     labels = list(tickets)
     ticket_types = bookable_ticket_types(tickets.values())
@@ -157,6 +161,8 @@ def book(user_id: int, showtime_id: int, tickets: dict[str, str], may_override: 
     claim_seats(reservation.id, {label: seat.id for label, seat in seats.items()}, labels)
     db.session.execute(insert(ReservationSeat), [{"reservation_id": reservation.id, **line} for line in lines])
     bump_showtime_version(showtime.id)
+    if on_booked is not None:
+        on_booked(reservation.id)
     db.session.commit()
     return db.session.scalar(reservation_query().where(Reservation.id == reservation.id))
 

@@ -35,7 +35,7 @@ DEFAULTS = {
     # Bearer tokens, not cookies: any origin may call the API unless narrowed.
     "CORS_ORIGINS": "*",
     # ETag lets a browser poll with If-None-Match; Retry-After says how long to back off.
-    "CORS_EXPOSE_HEADERS": ["X-Total-Count", "Link", "Location", "ETag", "Retry-After"],
+    "CORS_EXPOSE_HEADERS": ["X-Total-Count", "Link", "Location", "ETag", "Retry-After", "Idempotent-Replayed"],
     "CORS_SEND_WILDCARD": True,  # "*" itself rather than the caller's origin echoed back
     "RATELIMIT_HEADERS_ENABLED": True,
     # Proxies in front of the app whose X-Forwarded-For (and -Proto) are believed; 0 = none.
@@ -54,6 +54,9 @@ DEFAULTS = {
     # Minutes after which a pending email counts as lost (its worker stopped before the
     # send): send-pending-emails then sends it. Younger ones may be in flight.
     "EMAIL_PENDING_AFTER_MINUTES": 10,
+    # Hours a retried POST /reservations or DELETE with the same Idempotency-Key gets
+    # the first answer back instead of running again.
+    "IDEMPOTENCY_KEY_HOURS": 24,
     "MAX_POSTER_BYTES": 5 * 1024 * 1024,
     # Width x height a poster's header may claim: more is refused before anyone decodes it.
     "MAX_POSTER_PIXELS": 50_000_000,
@@ -108,6 +111,7 @@ ENVIRONMENT = {
     "RESEND_API_URL": ("RESEND_API_URL", str),
     "EMAIL_TIMEOUT": ("EMAIL_TIMEOUT", float),
     "EMAIL_PENDING_AFTER_MINUTES": ("EMAIL_PENDING_AFTER_MINUTES", int),
+    "IDEMPOTENCY_KEY_HOURS": ("IDEMPOTENCY_KEY_HOURS", int),
     "MAX_POSTER_BYTES": ("MAX_POSTER_BYTES", int),
     "MAX_POSTER_PIXELS": ("MAX_POSTER_PIXELS", int),
     "POSTER_FOLDER": ("POSTER_FOLDER", str),

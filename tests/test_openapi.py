@@ -430,6 +430,18 @@ def operation_errors(demo, tmp_path):
             ),
             ("POST", "/reservations", 409): partial(twice, partial(book_a1, client, user)),
             ("DELETE", "/reservations/{reservation_id}", 409): partial(client.delete, "/reservations/3", headers=user),
+            ("POST", "/reservations", 422): partial(
+                key_reused,
+                partial(client.post, "/reservations", json={"showtime_id": MISSING, "seats": ["A1"]}),
+                partial(client.post, "/reservations", json={"showtime_id": MISSING, "seats": ["A2"]}),
+                {**user, "Idempotency-Key": "book-once"},
+            ),
+            ("DELETE", "/reservations/{reservation_id}", 422): partial(
+                key_reused,
+                partial(client.delete, f"/reservations/{MISSING}"),
+                partial(client.delete, f"/reservations/{MISSING + 1}"),
+                {**user, "Idempotency-Key": "cancel-once"},
+            ),
             ("POST", "/upload-poster", 400): partial(client.post, "/upload-poster", **image(b"not an image")),
             ("POST", "/movies/{movie_id}/poster", 400): partial(client.post, "/movies/1/poster", **image(b"not an image")),
             ("POST", "/upload-poster", 415): partial(
@@ -531,6 +543,12 @@ def twice(call):
     """The second answer to the same request."""
     call()
     return call()
+
+
+def key_reused(first, second, headers):
+    """The answer to ``second`` sent with the headers (and Idempotency-Key) of ``first``."""
+    first(headers=headers)
+    return second(headers=headers)
 
 
 def past_the_limit(call):
