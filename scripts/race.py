@@ -8,6 +8,8 @@ threads, and checks the database with SQL afterwards:
   same-request   one user sends the same booking 20 times at once: one 201
   storm          users cancel and others book the freed (overlapping) seats
   worker-kill    a storm during which one worker is killed with SIGKILL
+  idempotent     one user sends the same booking with the same Idempotency-Key 20 times
+                 at once, then once more: one booking, every 201 names it
 
 Each scenario runs --rounds times. Prints the status counts and checks per
 round; exits 1 on any violation (a 5xx, a double booking, a half-written
@@ -208,6 +210,17 @@ class Client:
         return self.call("POST", "/reservations", headers,
                          json={"showtime_id": showtime_id, "seats": seats})
 
+    def book_with_key(self, headers, showtime_id, seats, key):
+        """(status, body, replayed) of a booking sent with an Idempotency-Key."""
+        try:
+            response = requests.post(
+                f"{self.base}/reservations", json={"showtime_id": showtime_id, "seats": seats},
+                headers={**headers, "Idempotency-Key": key}, timeout=60,
+            )
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+            return CONNECTION_ERROR, None, False
+        return response.status_code, response.json(), response.headers.get("Idempotent-Replayed") == "true"
+
     def cancel(self, headers, reservation_id):
         return self.call("DELETE", f"/reservations/{reservation_id}", headers)
 
@@ -260,6 +273,14 @@ INVARIANTS = {
     "a cancelled reservation holds no seat": """
         SELECT s.id FROM seats s JOIN reservations r ON r.id = s.reservation_id
         WHERE r.status = 'cancelled'""",
+    "one reservation per idempotency key": """
+        SELECT k.id FROM idempotency_keys k JOIN reservations booked ON booked.id = k.resource_id
+        WHERE (SELECT COUNT(*) FROM reservations r
+               WHERE r.user_id = k.user_id AND r.showtime_id = booked.showtime_id) <> 1""",
+    "a booking's key names a reservation of its user": """
+        SELECT k.id FROM idempotency_keys k
+        WHERE (k.status IS NULL OR k.status = 201) AND NOT EXISTS (
+            SELECT 1 FROM reservations r WHERE r.id = k.resource_id AND r.user_id = k.user_id)""",
     "the total is the price of every seat": """
         SELECT r.id FROM reservations r JOIN showtimes sh ON sh.id = r.showtime_id
         WHERE r.total_cents <> sh.price_cents *
@@ -436,11 +457,32 @@ def storm(client, database, admin, users, number, violations, server=None):
     return statuses, showtime_id
 
 
+def idempotent(client, database, admin, users, number, violations):
+    """One user sends one keyed booking 20 times at once, then retries it once more."""
+    showtime_id = client.new_showtime(admin, number)
+    user = users[number % len(users)]
+    key = f"race-{number}"
+    answers = all_at_once([lambda: client.book_with_key(user, showtime_id, ["A5", "A6"], key)] * 20)
+    answers.append(client.book_with_key(user, showtime_id, ["A5", "A6"], key))
+    statuses = Counter("201 replayed" if replayed else status for status, _, replayed in answers)
+    violations.check(statuses[201] == 1, f"idempotent: {statuses[201]} first answers {dict(statuses)}")
+    violations.check(set(statuses) <= {201, "201 replayed", 409}, f"idempotent statuses {dict(statuses)}")
+    violations.check(answers[-1][2], "idempotent: the retry after the storm was not a replay")
+    held = database.confirmed(showtime_id)
+    named = {body["reservation"]["id"] for status, body, _ in answers if status == 201}
+    violations.check(list(held.values()) == [["A5", "A6"]], f"idempotent: seats held {held}")
+    violations.check(named == set(held), f"idempotent: 201s name {named}, database {held}")
+    in_use = [body for status, body, _ in answers if status == 409]
+    violations.check(all("still running" in body["message"] for body in in_use), f"idempotent: 409s {in_use[:2]}")
+    return statuses, showtime_id
+
+
 SCENARIOS = [
     ("same-seats", same_seats),
     ("same-request", same_request),
     ("storm", storm),
     ("worker-kill", storm),
+    ("idempotent", idempotent),
 ]
 
 
