@@ -22,7 +22,6 @@ import http.client
 import json
 import os
 import select
-import signal
 import socket
 import statistics
 import subprocess
@@ -33,6 +32,8 @@ import time
 import uuid
 from collections import Counter
 from http import HTTPStatus
+
+from processes import children_of, stop as stop_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEALTH_LIMIT = 1.0  # seconds a health answer may take
@@ -115,26 +116,10 @@ class Server:
 
     def worker_pids(self):
         """Process ids of the gunicorn workers (children of the master)."""
-        children = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/stat") as stat:
-                        fields = stat.read().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[1]) == self.process.pid and fields[0] != "Z":
-                    children.append(int(entry))
-        return children
+        return children_of(self.process.pid)
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         if self.log:
             self.log.close()
 
