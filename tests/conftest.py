@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine, make_url
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from app import create_app  # noqa: E402
+from fakes import FakeResend  # noqa: E402
 from models import db  # noqa: E402
 
 SERVER_URL = os.environ.get("TEST_DATABASE_URL") or None
@@ -264,6 +265,14 @@ class Cinema:
         return self.client.post(
             "/reservations", json={"showtime_id": showtime_id, "seats": seats}, headers=headers
         )
+
+
+@pytest.fixture
+def resend_fake():
+    """A fake Resend API on 127.0.0.1 that records what the real SDK sends it."""
+    fake = FakeResend()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture

@@ -19,13 +19,6 @@ API_KEY = "re_test_123"
 
 
 @pytest.fixture
-def resend_fake():
-    fake = FakeResend()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def app(tmp_path, resend_fake):
     return create_app(
         test_config(

@@ -12,19 +12,11 @@ import booking
 import idempotency
 from app import create_app
 from conftest import ADMIN, Cinema, assert_error, test_config
-from fakes import FakeResend
 from models import IdempotencyKey, Reservation, db, utcnow
 from test_concurrency import all_at_once, new_showtime, new_user, server, token  # noqa: F401 - server is a fixture
 
 API_KEY = "re_test_123"
 KEY = "9b2f3c1e-booking-1"
-
-
-@pytest.fixture
-def resend_fake():
-    fake = FakeResend()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
