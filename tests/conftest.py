@@ -18,6 +18,7 @@ import pytest
 import redis
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -319,3 +320,18 @@ def count_statements(app):
             event.remove(engine, "before_cursor_execute", record)
 
     return counting
+
+
+def during_outage(app, call):
+    """The answer to ``call`` while every statement fails as when the database is gone."""
+
+    def outage(connection, cursor, statement, parameters, context, executemany):
+        raise OperationalError(statement, parameters, Exception("server closed the connection"))
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", outage)
+    try:
+        return call()
+    finally:
+        with app.app_context():
+            event.remove(db.engine, "before_cursor_execute", outage)

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 import conftest
 from app import create_app
-from conftest import ADMIN, Cinema, assert_error, test_config
+from conftest import ADMIN, Cinema, assert_error, test_config, during_outage
 from models import db
 from test_posters import PNG
 
@@ -67,14 +67,7 @@ def test_a_503_keeps_its_own_retry_after_under_rate_limits(tmp_path):
     app = limited_app(tmp_path)
     client = app.test_client()
 
-    def outage(connection, cursor, statement, parameters, context, executemany):
-        raise OperationalError(statement, parameters, Exception("server closed the connection"))
-
-    with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", outage)
-    response = client.post("/login", json=CREDENTIALS)
-    with app.app_context():
-        event.remove(db.engine, "before_cursor_execute", outage)
+    response = during_outage(app, lambda: client.post("/login", json=CREDENTIALS))
 
     assert_error(response, 503)
     # Not the rate-limit window's reset, which the limiter would put there.

@@ -6,14 +6,11 @@ from functools import partial
 
 import pytest
 from openapi_spec_validator import validate
-from sqlalchemy import event
-from sqlalchemy.exc import OperationalError
 
 from app import create_app
-from conftest import Cinema, assert_error, test_config
+from conftest import Cinema, assert_error, test_config, during_outage
 from contract_endpoints import CONTRACT_ENDPOINTS, PAGINATED, RATE_LIMITED
 from fakes import closed_port_url
-from models import db
 
 ERROR_STATUSES_EVERYWHERE = {"500", "503"}
 
@@ -557,21 +554,6 @@ def past_the_limit(call):
         if response.status_code == 429:
             return response
     raise AssertionError("no 429 after 1000 requests")
-
-
-def during_outage(app, call):
-    """The answer to ``call`` while every statement fails as when the database is gone."""
-
-    def outage(connection, cursor, statement, parameters, context, executemany):
-        raise OperationalError(statement, parameters, Exception("server closed the connection"))
-
-    with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", outage)
-    try:
-        return call()
-    finally:
-        with app.app_context():
-            event.remove(db.engine, "before_cursor_execute", outage)
 
 
 def error_mismatch(example, response):

@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 from app import create_app
 from settings import instance_secret
-from conftest import ADMIN, Cinema, assert_error, test_config
+from conftest import ADMIN, Cinema, assert_error, test_config, during_outage
 from fakes import closed_port_url
 from models import db
 
@@ -406,14 +406,7 @@ def test_a_transaction_aborted_by_a_race_is_a_409_and_changes_nothing(app, clien
 
 
 def test_other_database_errors_are_still_503(app, client):
-    def outage(connection, cursor, statement, parameters, context, executemany):
-        raise OperationalError(statement, parameters, Exception("server closed the connection"))
-
-    with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", outage)
-    response = client.post("/login", json=CREDENTIALS)
-    with app.app_context():
-        event.remove(db.engine, "before_cursor_execute", outage)
+    response = during_outage(app, lambda: client.post("/login", json=CREDENTIALS))
 
     assert_error(response, 503)
     assert response.headers["Retry-After"] == "1"
