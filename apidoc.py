@@ -135,7 +135,14 @@ ERROR_EXAMPLES = {
     "reservation_not_found": error_example(404, "Reservation 7 not found."),
     "already_cancelled": error_example(409, "Reservation 7 is already cancelled."),
     "seat_booked_block": error_example(
-        409, "Seats E5 are booked; cancel those bookings before blocking them.", errors={"seats": ["E5"]}
+        409, "Seats E5 are booked or held; cancel those bookings before blocking them.", errors={"seats": ["E5"]}
+    ),
+    "hold_not_found": error_example(404, "Hold 7 not found."),
+    "hold_expired": error_example(409, "Hold 7 expired at 18:02:05; nothing was booked. Hold the seats again."),
+    "seat_limit": error_example(
+        409,
+        "At most 10 seats of one showtime per guest, held or booked: you have 2, so 8 more at most.",
+        errors={"seats": ["limit 10, have 2, asked 9"]},
     ),
     "no_seats_together": error_example(
         409, "No 4 seats together are free; send allow_split: true to accept seats apart."
@@ -229,11 +236,32 @@ RESERVATION_EXAMPLE = {
     "status": "confirmed",
     "created_at": "2030-04-20T12:00:00+00:00",
     "cancelled_at": None,
+    "confirmed_at": "2030-04-20T12:00:00+00:00",
     "movie_title": "Inception",
     "start_time": "2030-05-01T18:00:00+00:00",
     "hall": "Main",
     "email_status": "sent",
     "booked_ago": "2 hours ago",
+}
+
+# A hold as the API shows it: the best two seats, held for ten minutes.
+HOLD_EXAMPLE = {
+    "id": 11,
+    "showtime_id": 3,
+    "user_id": 2,
+    "status": "active",
+    "seats": ["G6", "G7"],
+    "lines": [
+        {"seat": "G6", "seat_type": "standard", "ticket_type": "adult", "price": 12.0},
+        {"seat": "G7", "seat_type": "standard", "ticket_type": "adult", "price": 12.0},
+    ],
+    "total_price": 24.0,
+    "created_at": "2030-04-20T12:00:00+00:00",
+    "expires_at": "2030-04-20T12:10:00+00:00",
+    "expires_in_seconds": 600,
+    "movie_title": "Inception",
+    "start_time": "2030-05-01T18:00:00+00:00",
+    "hall": "Main",
 }
 
 # Examples from the HTTP contract, shown by the docs page and tried by "Try it out";
@@ -273,6 +301,9 @@ EXAMPLES = {
     "reservation": {"showtime_id": 3, "seats": ["A1", "A2"]},
     "reserved": {"message": "Reservation confirmed", "reservation": RESERVATION_EXAMPLE},
     "reservation_detail": RESERVATION_EXAMPLE,
+    "hold": {"showtime_id": 3, "quantity": 2},
+    "held": {"message": "Seats held", "hold": HOLD_EXAMPLE},
+    "hold_detail": HOLD_EXAMPLE,
     "seat_map": {
         "showtime_id": 3,
         "movie_title": "Inception",

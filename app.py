@@ -36,7 +36,7 @@ from cli import register_commands
 from database import DATABASE_PROBLEMS, MIGRATIONS, configure_sqlite, database_health, migrate_database
 from emails import send_booking_confirmation, send_cancellation
 from errors import ApiRequest, JsonProvider, error_response, register_error_handlers, register_request_guards
-from models import User, db, utcnow
+from models import DEFAULT_TICKET_TYPE, User, db, utcnow
 
 log = logging.getLogger("cinema")  # emails.py logs under "cinema.emails"
 
@@ -68,6 +68,7 @@ showtimes_blp = apidoc.ApiBlueprint("showtimes", __name__, description="Showtime
 seats_blp = apidoc.ApiBlueprint("seats", __name__, description="Seat layouts (admin)")
 halls_blp = apidoc.ApiBlueprint("halls", __name__, description="Halls and their seat plans")
 pricing_blp = apidoc.ApiBlueprint("pricing", __name__, description="Ticket types and prices")
+holds_blp = apidoc.ApiBlueprint("holds", __name__, description="Seat holds: hold, then confirm")
 reservations_blp = apidoc.ApiBlueprint("reservations", __name__, description="Bookings")
 admin_blp = apidoc.ApiBlueprint("admin", __name__, description="Reports (admin)")
 health_blp = apidoc.ApiBlueprint("health", __name__, description="Liveness")
@@ -79,6 +80,7 @@ BLUEPRINTS = (
     seats_blp,
     halls_blp,
     pricing_blp,
+    holds_blp,
     reservations_blp,
     admin_blp,
     health_blp,
@@ -728,6 +730,95 @@ def update_ticket_type(data, code):
     return pricing.update_ticket_type(code, data)
 
 
+# ---- holds -------------------------------------------------------------------------
+
+
+def hold_created(hold):
+    return created({"message": "Seats held", "hold": hold}, "holds.get_hold", hold_id=hold.id)
+
+
+@holds_blp.route("/holds", methods=["POST"])
+@login_required
+@holds_blp.arguments(s.HoldCreateSchema, example=apidoc.EXAMPLES["hold"])
+@holds_blp.response(201, s.HoldCreatedSchema, headers=apidoc.CREATED_HEADERS, example=apidoc.EXAMPLES["held"])
+@holds_blp.alt_response(404, description="Unknown showtime", example=apidoc.ERROR_EXAMPLES["showtime_not_found"])
+@holds_blp.alt_response(
+    409,
+    description="A seat is taken, no seats fit the quantity, the showtime started, or the seat limit is reached",
+    example=apidoc.ERROR_EXAMPLES["seat_limit"],
+)
+@idempotency.idempotent(rebuild=lambda key_row: hold_created(booking.get_hold(key_row.resource_id, current_user)))
+def create_hold(data):
+    """Hold seats for HOLD_SECONDS while the guest confirms (POST /reservations with hold_id).
+
+    Name the seats (``seats`` or ``tickets``, as for a booking) or ask for the best
+    ``quantity`` seats (as GET /showtimes/{id}/best-available picks them, with the same
+    wishes). Held seats are taken for everyone else until the hold expires, is
+    released or is confirmed; the price is quoted now and kept. Nothing needs to
+    clean up an abandoned hold: at ``expires_at`` its seats are free again.
+    """
+    common = {
+        "may_override": current_user.is_admin,
+        "seat_limit": seat_limit(),
+        "hold_seconds": current_app.config["HOLD_SECONDS"],
+        "on_booked": idempotency.remember_resource,
+    }
+    if "quantity" in data:
+        wishes = {
+            "seat_types": set(data["seat_types"]) if data.get("seat_types") else None,
+            "accessible": data.get("accessible", 0),
+            "allow_split": data.get("allow_split", False),
+        }
+        hold = booking.hold_best_available(
+            current_user.id,
+            data["showtime_id"],
+            data["quantity"],
+            data.get("ticket_type", DEFAULT_TICKET_TYPE),
+            wishes,
+            **common,
+        )
+    else:
+        hold = booking.book(current_user.id, data["showtime_id"], requested_tickets(data), **common)
+    return hold_created(hold)
+
+
+@holds_blp.route("/holds/<int:hold_id>", methods=["GET"])
+@login_required
+@holds_blp.response(200, s.HoldSchema, example=apidoc.EXAMPLES["hold_detail"])
+@holds_blp.alt_response(404, description="Unknown, or someone else's", example=apidoc.ERROR_EXAMPLES["hold_not_found"])
+def get_hold(hold_id):
+    """A hold with the seconds it has left; its status says whether it is still active."""
+    return booking.get_hold(hold_id, current_user)
+
+
+@holds_blp.route("/holds/<int:hold_id>/extend", methods=["POST"])
+@login_required
+@holds_blp.response(200, s.HoldSchema, example=apidoc.EXAMPLES["hold_detail"])
+@holds_blp.alt_response(404, description="Unknown, or someone else's", example=apidoc.ERROR_EXAMPLES["hold_not_found"])
+@holds_blp.alt_response(
+    409,
+    description="At HOLD_MAX_SECONDS from its creation already, or no longer active",
+    example=apidoc.ERROR_EXAMPLES["hold_expired"],
+)
+def extend_hold(hold_id):
+    """Give a hold HOLD_SECONDS from now, but never more than HOLD_MAX_SECONDS from when it was made."""
+    config = current_app.config
+    return booking.extend_hold(hold_id, current_user, config["HOLD_SECONDS"], config["HOLD_MAX_SECONDS"])
+
+
+@holds_blp.route("/holds/<int:hold_id>", methods=["DELETE"])
+@login_required
+@holds_blp.response(200, s.MessageSchema, example={"message": "Hold released"})
+@holds_blp.alt_response(404, description="Unknown, or someone else's", example=apidoc.ERROR_EXAMPLES["hold_not_found"])
+@holds_blp.alt_response(
+    409, description="Expired, released or confirmed already", example=apidoc.ERROR_EXAMPLES["hold_expired"]
+)
+def release_hold(hold_id):
+    """Give the held seats back now (a guest who leaves the checkout)."""
+    booking.release_hold(hold_id, current_user)
+    return {"message": "Hold released"}
+
+
 # ---- reservations -----------------------------------------------------------------
 
 RESERVATION_DUMPER = s.LeanDumper(s.ReservationSchema())
@@ -753,30 +844,50 @@ def booked_before(key_row):
     201, s.ReservationCreatedSchema, headers=apidoc.CREATED_HEADERS, example=apidoc.EXAMPLES["reserved"]
 )
 @reservations_blp.alt_response(
-    404, description="Unknown showtime", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
+    404, description="Unknown showtime, or a hold that is not yours", example=apidoc.ERROR_EXAMPLES["showtime_not_found"]
 )
-@reservations_blp.alt_response(409, description="A seat is taken, or the showtime started")
+@reservations_blp.alt_response(
+    409,
+    description="A seat is taken, the showtime started, the seat limit is reached, "
+    "or the hold expired, was released or is confirmed already",
+    example=apidoc.ERROR_EXAMPLES["hold_expired"],
+)
 @idempotency.idempotent(rebuild=booked_before)
 def create_reservation(data):
-    """Book one or more seats: all of them or none.
+    """Book one or more seats in one step, all of them or none; or confirm a hold.
 
-    ``seats`` books adult tickets; ``tickets`` gives each seat a ticket type. A
-    companion seat is sold with an accessible seat only (admins may book it alone).
-    With an ``Idempotency-Key``, a retry gets the first answer back (see README, Retries).
+    ``seats`` books adult tickets; ``tickets`` gives each seat a ticket type; ``hold_id``
+    confirms a hold (POST /holds) at the prices it quoted, and the reservation keeps
+    the hold's id. A companion seat is sold with an accessible seat only (admins may
+    book it alone). A guest may have at most MAX_SEATS_PER_USER_PER_SHOWTIME seats of
+    one showtime held or booked. With an ``Idempotency-Key``, a retry gets the first
+    answer back (see README, Retries).
     """
-    if "tickets" in data:
-        tickets = {ticket["seat"]: ticket["ticket_type"] for ticket in data["tickets"]}
+    if "hold_id" in data:
+        reservation = booking.confirm_hold(data["hold_id"], current_user, on_booked=idempotency.remember_resource)
     else:
-        tickets = booking.adult_tickets(data["seats"])
-    reservation = booking.book(
-        current_user.id,
-        data["showtime_id"],
-        tickets,
-        may_override=current_user.is_admin,
-        on_booked=idempotency.remember_resource,
-    )
+        reservation = booking.book(
+            current_user.id,
+            data["showtime_id"],
+            requested_tickets(data),
+            may_override=current_user.is_admin,
+            on_booked=idempotency.remember_resource,
+            seat_limit=seat_limit(),
+        )
     send_booking_confirmation(reservation)
     return reservation_created(reservation)
+
+
+def requested_tickets(data) -> dict[str, str]:
+    """Seat label -> ticket type, from a body's ``tickets`` or its ``seats`` (adult)."""
+    if "tickets" in data:
+        return {ticket["seat"]: ticket["ticket_type"] for ticket in data["tickets"]}
+    return booking.adult_tickets(data["seats"])
+
+
+def seat_limit() -> int | None:
+    """The seats of one showtime the caller may have held or booked at once; admins: None."""
+    return None if current_user.is_admin else current_app.config["MAX_SEATS_PER_USER_PER_SHOWTIME"]
 
 
 @reservations_blp.route("/reservations", methods=["GET"])

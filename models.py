@@ -29,7 +29,9 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
     false,
+    or_,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -81,11 +83,18 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
 
-# Reservation statuses. "held" is reserved for short seat holds with an expiry.
+# Reservation statuses. A booking is confirmed, later perhaps cancelled. A seat hold
+# (see booking.py) is "held" until its expires_at, then confirmed, released by its
+# holder, or "expired" once another write on the showtime takes its seats back.
+# A held row whose expires_at has passed is expired already: readers go by the time.
 CONFIRMED = "confirmed"
 CANCELLED = "cancelled"
 HELD = "held"
-RESERVATION_STATUSES = (CONFIRMED, CANCELLED, HELD)
+EXPIRED = "expired"
+RELEASED = "released"
+RESERVATION_STATUSES = (CONFIRMED, CANCELLED, HELD, EXPIRED, RELEASED)
+# The statuses of bookings, as opposed to holds that were never confirmed.
+BOOKING_STATUSES = (CONFIRMED, CANCELLED)
 
 # How the latest email of a reservation went (the confirmation, or the cancellation
 # notice once cancelled): not yet tried, sent, failed, or written to the log.
@@ -269,7 +278,8 @@ class Reservation(db.Model):
     __tablename__ = "reservations"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('confirmed', 'cancelled', 'held')", name="reservation_status_known"
+            "status IN ('confirmed', 'cancelled', 'held', 'expired', 'released')",
+            name="reservation_status_known",
         ),
         CheckConstraint("total_cents >= 0", name="reservation_total_not_negative"),
         Index("ix_reservations_user_created", "user_id", "created_at"),
@@ -283,8 +293,11 @@ class Reservation(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     cancelled_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    # Only for "held" reservations: when the hold lapses.
+    # Set on holds only: when the hold lapses (the last expiry it had, once it is
+    # confirmed, released or expired). NULL: booked in one step.
     expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # When it became a booking: its creation for one-step bookings, the confirmation for holds.
+    confirmed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     email_status: Mapped[str] = mapped_column(String(16), default="pending")
 
     user: Mapped[User] = relationship(back_populates="reservations")
@@ -299,6 +312,28 @@ class Reservation(db.Model):
     @property
     def seat_labels(self) -> list[str]:
         return [line.seat.label for line in self.sorted_lines]
+
+    def hold_state(self, now: datetime) -> str:
+        """What a hold is at ``now``: "active", "expired", "released" or "confirmed"."""
+        if self.status == HELD:
+            return "active" if self.expires_at > now else EXPIRED
+        if self.status in BOOKING_STATUSES:
+            return "confirmed"
+        return self.status  # expired or released
+
+    def seconds_left(self, now: datetime) -> int:
+        """Whole seconds until an active hold lapses; 0 for any other."""
+        if self.hold_state(now) != "active":
+            return 0
+        return int((self.expires_at - now).total_seconds())
+
+
+def holds_seats(now: datetime):
+    """SQL: this reservation still has its seats at ``now`` (booked, or held and not lapsed)."""
+    return or_(
+        Reservation.status == CONFIRMED,
+        and_(Reservation.status == HELD, Reservation.expires_at > now),
+    )
 
 
 class TicketType(db.Model):

@@ -17,6 +17,8 @@ import seatplans
 from errors import Conflict, Invalid, NotFound, UpstreamFailed
 from models import (
     CONFIRMED,
+    EXPIRED,
+    HELD,
     SEAT_TYPES,
     Hall,
     Movie,
@@ -26,6 +28,7 @@ from models import (
     Showtime,
     db,
     hall_key,
+    holds_seats,
     seat_sort_key,
     utcnow,
 )
@@ -209,6 +212,30 @@ def lock_showtimes(*conditions):
     db.session.execute(select(Showtime.id).where(*conditions).order_by(Showtime.id).with_for_update())
 
 
+def lapse_expired_holds(showtime_id: int, now: datetime):
+    """Mark the showtime's holds that ran out "expired" and free their seats.
+
+    Called by every write that claims seats, after it has locked the showtime's row
+    and before it claims (see booking.py's docstring): the takeover of a lapsed
+    hold's seats happens in the claiming transaction, so it commits or rolls back
+    with the claim. The UPDATE repeats the conditions, so a hold that was confirmed
+    or extended in the meantime keeps its seats.
+    """
+    lapsed = db.session.scalars(
+        update(Reservation)
+        .where(Reservation.showtime_id == showtime_id, Reservation.status == HELD, Reservation.expires_at <= now)
+        .values(status=EXPIRED, updated_at=now)
+        .returning(Reservation.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if lapsed:
+        free = (Seat.reservation_id.in_(lapsed),)
+        db.session.execute(select(Seat.id).where(*free).order_by(Seat.id).with_for_update())
+        db.session.execute(
+            update(Seat).where(*free).values(reservation_id=None).execution_options(synchronize_session=False)
+        )
+
+
 # Seat counts per showtime as correlated subqueries: one statement for any list.
 def seats_total_column():
     return (
@@ -222,10 +249,20 @@ def seats_total_column():
 def seats_available_column():
     return (
         select(func.count(Seat.id))
-        .where(Seat.showtime_id == Showtime.id, Seat.reservation_id.is_(None), Seat.blocked.is_(false()))
+        .where(
+            Seat.showtime_id == Showtime.id,
+            Seat.blocked.is_(false()),
+            # Free, or held by a hold that has lapsed (see booking.py).
+            or_(Seat.reservation_id.is_(None), ~Seat.reservation_id.in_(active_reservations(Seat.showtime_id))),
+        )
         .correlate(Showtime)
         .scalar_subquery()
     )
+
+
+def active_reservations(showtime_id):
+    """The ids of the showtime's bookings and unlapsed holds, as a subquery."""
+    return select(Reservation.id).where(Reservation.showtime_id == showtime_id, holds_seats(utcnow()))
 
 
 def showtimes_query():
@@ -436,15 +473,23 @@ def bump_showtime_version(showtime_id: int):
 
 def showtime_and_tag(showtime_id: int):
     """(showtime, movie title, ETag) in one query; the tag follows both versions. NotFound if gone."""
+    now = utcnow()
+    # A hold lapses without a write: the tag names the next moment one does.
+    next_lapse = (
+        select(func.min(Reservation.expires_at))
+        .where(Reservation.showtime_id == showtime_id, Reservation.status == HELD, Reservation.expires_at > now)
+        .scalar_subquery()
+    )
     row = db.session.execute(
-        select(Showtime, Movie.title, Movie.version)
+        select(Showtime, Movie.title, Movie.version, next_lapse)
         .join(Showtime.movie)
         .where(Showtime.id == showtime_id, Showtime.deleted_at.is_(None))
     ).first()
     if row is None:
         raise NotFound(f"Showtime {showtime_id} not found.")
-    showtime, title, movie_version = row
-    return showtime, title, f"showtime-{showtime_id}-{showtime.version}-{movie_version}"
+    showtime, title, movie_version, lapse = row
+    tag = f"showtime-{showtime_id}-{showtime.version}-{movie_version}"
+    return showtime, title, tag if lapse is None else f"{tag}-{lapse:%Y%m%d%H%M%S%f}"
 
 
 # ---- seat layouts -----------------------------------------------------------------
@@ -516,6 +561,7 @@ def never_booked(showtime_id: int) -> bool:
 def change_seats(showtime_id: int, labels: list[str], seat_type: str | None, blocked: bool | None):
     """Change the type of seats, or block / unblock them; Conflict when blocking a booked one."""
     showtime = get_showtime(showtime_id, lock=True)
+    lapse_expired_holds(showtime.id, utcnow())
     found = dict(
         db.session.execute(
             select(Seat.label, Seat.reservation_id)
@@ -534,7 +580,7 @@ def change_seats(showtime_id: int, labels: list[str], seat_type: str | None, blo
         booked = [label for label in labels if found[label] is not None]
         if booked:
             raise Conflict(
-                f"Seats {', '.join(booked)} are booked; cancel those bookings before blocking them.",
+                f"Seats {', '.join(booked)} are booked or held; cancel those bookings before blocking them.",
                 errors={"seats": booked},
             )
         # Only free seats: a booking that got in first keeps its seat.

@@ -10,7 +10,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 from webargs.fields import DelimitedList
 
 import seatplans
-from models import DEFAULT_TICKET_TYPE, PRICE_RULES, SEAT_TYPES, SHOWTIME_FORMATS
+from models import DEFAULT_TICKET_TYPE, PRICE_RULES, SEAT_TYPES, SHOWTIME_FORMATS, utcnow
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}\Z")
 # Deliberately simple: something@something.tld, no spaces, one @.
@@ -656,8 +656,10 @@ class TicketSchema(Schema):
     )
 
 
-class ReservationCreateSchema(Schema):
-    showtime_id = Id(required=True, metadata={"example": 3})
+class SeatsOrTickets(Schema):
+    """A showtime and its seats: ``seats`` (adult tickets) or ``tickets`` (a type each)."""
+
+    showtime_id = Id(metadata={"example": 3})
     seats = fields.List(
         SeatLabel(),
         validate=validate.Length(min=1, error="Pick at least one seat."),
@@ -671,6 +673,8 @@ class ReservationCreateSchema(Schema):
             "example": [{"seat": "A1", "ticket_type": "adult"}, {"seat": "A2", "ticket_type": "child"}],
         },
     )
+    # The ways of choosing seats a body may use; exactly one of them.
+    choices = ("seats", "tickets")
 
     @pre_load
     def seats_within_limit(self, data, **kwargs):
@@ -681,14 +685,61 @@ class ReservationCreateSchema(Schema):
 
     @validates_schema
     def seats_or_tickets(self, data, **kwargs):
-        if ("seats" in data) == ("tickets" in data):
-            raise ValidationError("Give seats, or tickets (not both).", "seats")
-        field = "seats" if "seats" in data else "tickets"
+        given = [name for name in self.choices if name in data]
+        if len(given) != 1:
+            raise ValidationError(f"Give {', or '.join(self.choices)} (exactly one).", self.choices[0])
+        if "showtime_id" not in data and given != ["hold_id"]:
+            raise ValidationError("Missing data for required field.", "showtime_id")
+        if given[0] not in ("seats", "tickets"):
+            return
+        field = given[0]
         seats = data["seats"] if "seats" in data else [ticket["seat"] for ticket in data["tickets"]]
         try:
             no_duplicates(seats)
         except ValidationError as error:
             raise ValidationError(error.messages, field) from None
+
+
+class ReservationCreateSchema(SeatsOrTickets):
+    hold_id = Id(metadata={"description": "Confirm this hold (POST /holds) instead: nothing else goes with it"})
+    choices = ("seats", "tickets", "hold_id")
+
+    @validates_schema
+    def hold_alone(self, data, **kwargs):
+        if "hold_id" in data and "showtime_id" in data:
+            raise ValidationError("A hold names its showtime already: give hold_id alone.", "hold_id")
+
+
+class HoldCreateSchema(SeatsOrTickets):
+    quantity = StrictInteger(
+        validate=validate.Range(min=1, max=50),
+        metadata={"description": "Hold the best seats for this many people (instead of seats)", "example": 2},
+    )
+    ticket_type = Text(
+        validate=validate.Length(min=1, max=16),
+        metadata={"description": "With quantity: every seat's ticket type (default adult)", "example": "adult"},
+    )
+    seat_types = fields.List(
+        fields.String(validate=validate.OneOf(SEAT_TYPES)),
+        validate=validate.Length(min=1, max=len(SEAT_TYPES)),
+        metadata={"description": "With quantity: only these seat types"},
+    )
+    accessible = StrictInteger(
+        validate=validate.Range(min=0, max=50),
+        metadata={"description": "With quantity: how many seats are wheelchair spaces"},
+    )
+    allow_split = StrictBoolean(
+        metadata={"description": "With quantity: accept seats apart when no group of them is free together"}
+    )
+    choices = ("seats", "tickets", "quantity")
+
+    @validates_schema
+    def wishes_with_quantity(self, data, **kwargs):
+        wishes = [name for name in ("ticket_type", "seat_types", "accessible", "allow_split") if name in data]
+        if wishes and "quantity" not in data:
+            raise ValidationError(f"{', '.join(wishes)} go with quantity only.", wishes[0])
+        if data.get("accessible", 0) > data.get("quantity", 0):
+            raise ValidationError("At most quantity seats can be accessible.", "accessible")
 
 
 class ReservationLineSchema(Schema):
@@ -705,9 +756,12 @@ class ReservationSchema(Schema):
     seats = fields.List(fields.String(), attribute="seat_labels")
     lines = fields.List(fields.Nested(ReservationLineSchema), attribute="sorted_lines")
     total_price = Dollars(attribute="total_cents", metadata={"description": "The sum of the lines"})
-    status = fields.String(metadata={"enum": ["confirmed", "cancelled", "held"]})
+    status = fields.String(metadata={"enum": ["confirmed", "cancelled"]})
     created_at = LocalDateTime()
     cancelled_at = LocalDateTime(allow_none=True, metadata={"description": "null until cancelled"})
+    confirmed_at = LocalDateTime(
+        allow_none=True, metadata={"description": "When it was booked (a hold: when it was confirmed)"}
+    )
     movie_title = fields.Function(lambda r: r.showtime.movie.title, metadata={"type": "string"})
     start_time = LocalDateTime(attribute="showtime.start_time")
     hall = fields.String(attribute="showtime.hall")
@@ -728,6 +782,36 @@ class ReservationsQuerySchema(PageQuerySchema):
     all = fields.Boolean(
         load_default=False, metadata={"description": "Admins only: every user's reservations"}
     )
+
+
+class HoldSchema(Schema):
+    id = fields.Integer()
+    showtime_id = fields.Integer()
+    user_id = fields.Integer()
+    status = fields.Function(
+        lambda hold: hold.hold_state(utcnow()),
+        metadata={
+            "type": "string",
+            "enum": ["active", "expired", "released", "confirmed"],
+            "description": "confirmed: it became reservation id (GET /reservations/{id})",
+        }
+    )
+    seats = fields.List(fields.String(), attribute="seat_labels")
+    lines = fields.List(fields.Nested(ReservationLineSchema), attribute="sorted_lines")
+    total_price = Dollars(attribute="total_cents", metadata={"description": "Quoted: what confirming it costs"})
+    created_at = LocalDateTime()
+    expires_at = LocalDateTime()
+    expires_in_seconds = fields.Function(
+        lambda hold: hold.seconds_left(utcnow()),
+        metadata={"type": "integer", "description": "0 once it is no longer active"},
+    )
+    movie_title = fields.Function(lambda r: r.showtime.movie.title, metadata={"type": "string"})
+    start_time = LocalDateTime(attribute="showtime.start_time")
+    hall = fields.String(attribute="showtime.hall")
+
+
+class HoldCreatedSchema(MessageSchema):
+    hold = fields.Nested(HoldSchema)
 
 
 class BestAvailableQuerySchema(Schema):

@@ -57,6 +57,12 @@ DEFAULTS = {
     # Hours a retried POST /reservations or DELETE with the same Idempotency-Key gets
     # the first answer back instead of running again.
     "IDEMPOTENCY_KEY_HOURS": 24,
+    # Seconds a seat hold keeps its seats (POST /holds), and the most a hold may last,
+    # counted from when it was made, however often it is extended.
+    "HOLD_SECONDS": 600,
+    "HOLD_MAX_SECONDS": 1800,
+    # Seats of one showtime a guest may have held or booked at once (admins: no limit).
+    "MAX_SEATS_PER_USER_PER_SHOWTIME": 10,
     "MAX_POSTER_BYTES": 5 * 1024 * 1024,
     # Width x height a poster's header may claim: more is refused before anyone decodes it.
     "MAX_POSTER_PIXELS": 50_000_000,
@@ -112,6 +118,9 @@ ENVIRONMENT = {
     "EMAIL_TIMEOUT": ("EMAIL_TIMEOUT", float),
     "EMAIL_PENDING_AFTER_MINUTES": ("EMAIL_PENDING_AFTER_MINUTES", int),
     "IDEMPOTENCY_KEY_HOURS": ("IDEMPOTENCY_KEY_HOURS", int),
+    "HOLD_SECONDS": ("HOLD_SECONDS", int),
+    "HOLD_MAX_SECONDS": ("HOLD_MAX_SECONDS", int),
+    "MAX_SEATS_PER_USER_PER_SHOWTIME": ("MAX_SEATS_PER_USER_PER_SHOWTIME", int),
     "MAX_POSTER_BYTES": ("MAX_POSTER_BYTES", int),
     "MAX_POSTER_PIXELS": ("MAX_POSTER_PIXELS", int),
     "POSTER_FOLDER": ("POSTER_FOLDER", str),
@@ -177,6 +186,15 @@ def configure(app):
         **config.get("RATELIMIT_STORAGE_OPTIONS", {}),
     }
     config["PUBLIC_URL"] = public_url(config["PUBLIC_URL"])
+    if not 1 <= config["HOLD_SECONDS"] <= config["HOLD_MAX_SECONDS"] <= 86_400:
+        raise RuntimeError(
+            f"HOLD_SECONDS={config['HOLD_SECONDS']!r} and HOLD_MAX_SECONDS={config['HOLD_MAX_SECONDS']!r} "
+            "must satisfy 1 <= HOLD_SECONDS <= HOLD_MAX_SECONDS <= 86400"
+        )
+    if config["MAX_SEATS_PER_USER_PER_SHOWTIME"] < 1:
+        raise RuntimeError(
+            f"MAX_SEATS_PER_USER_PER_SHOWTIME={config['MAX_SEATS_PER_USER_PER_SHOWTIME']!r} must be 1 or more"
+        )
     if config["TRUSTED_PROXIES"] < 0:
         raise RuntimeError(f"TRUSTED_PROXIES={config['TRUSTED_PROXIES']!r} must be 0 or more")
     if not config["JWT_SECRET_KEY"]:

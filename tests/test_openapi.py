@@ -2,6 +2,7 @@
 
 import io
 import re
+from datetime import timedelta
 from functools import partial
 
 import pytest
@@ -11,6 +12,8 @@ from app import create_app
 from conftest import Cinema, assert_error, test_config, during_outage
 from contract_endpoints import CONTRACT_ENDPOINTS, PAGINATED, RATE_LIMITED
 from fakes import closed_port_url
+from models import Reservation, db, utcnow
+from sqlalchemy import update
 
 ERROR_STATUSES_EVERYWHERE = {"500", "503"}
 
@@ -143,7 +146,7 @@ def test_the_error_schema_is_the_contract_shape(spec):
 def test_specific_conflicts_are_described(spec):
     conflict = operation(spec, "POST", "/reservations")["responses"]["409"]
 
-    assert conflict["description"] == "A seat is taken, or the showtime started"
+    assert conflict["description"].startswith("A seat is taken, the showtime started, the seat limit is reached")
 
 
 @pytest.mark.parametrize("method, path", sorted(PAGINATED))
@@ -337,6 +340,11 @@ def successful_answers(demo):
     answer("GET", "/reservations/{reservation_id}", 200, f"/reservations/{reservation_id}", headers=user)
     answer("GET", "/showtimes/{showtime_id}/seats", 200, f"/showtimes/{showtime_id}/seats", headers=user)
     answer("DELETE", "/reservations/{reservation_id}", 200, f"/reservations/{reservation_id}", headers=user)
+    held = answer("POST", "/holds", 201, json=demo.example("POST", "/holds"), headers=user)
+    hold_url = f"/holds/{held['hold']['id']}"
+    answer("GET", "/holds/{hold_id}", 200, hold_url, headers=user)
+    answer("POST", "/holds/{hold_id}/extend", 200, f"{hold_url}/extend", headers=user)
+    answer("DELETE", "/holds/{hold_id}", 200, hold_url, headers=user)
     answer("GET", "/admin/report", 200, headers=admin)
     answer("GET", "/health", 200)
     return answers
@@ -425,7 +433,9 @@ def operation_errors(demo, tmp_path):
             ("POST", "/seats", 409): partial(
                 client.post, "/seats", json={"showtime_id": 3, "seats": ["A1"]}, headers=admin
             ),
-            ("POST", "/reservations", 409): partial(twice, partial(book_a1, client, user)),
+            ("POST", "/reservations", 409): partial(
+                on_expired_hold, demo, lambda hold_id: client.post("/reservations", json={"hold_id": hold_id}, headers=user)
+            ),
             ("DELETE", "/reservations/{reservation_id}", 409): partial(client.delete, "/reservations/3", headers=user),
             ("POST", "/reservations", 422): partial(
                 key_reused,
@@ -438,6 +448,27 @@ def operation_errors(demo, tmp_path):
                 partial(client.delete, f"/reservations/{MISSING}"),
                 partial(client.delete, f"/reservations/{MISSING + 1}"),
                 {**user, "Idempotency-Key": "cancel-once"},
+            ),
+            ("POST", "/holds", 404): partial(
+                client.post, "/holds", json={"showtime_id": MISSING, "quantity": 2}, headers=user
+            ),
+            ("POST", "/holds", 409): partial(
+                client.post, "/holds", json={"showtime_id": 3, "seats": [f"H{n}" for n in range(1, 10)]}, headers=user
+            ),
+            ("POST", "/holds", 422): partial(
+                key_reused,
+                partial(client.post, "/holds", json={"showtime_id": MISSING, "quantity": 2}),
+                partial(client.post, "/holds", json={"showtime_id": MISSING, "quantity": 3}),
+                {**user, "Idempotency-Key": "hold-once"},
+            ),
+            ("GET", "/holds/{hold_id}", 404): partial(client.get, f"/holds/{MISSING}", headers=user),
+            ("POST", "/holds/{hold_id}/extend", 404): partial(client.post, f"/holds/{MISSING}/extend", headers=user),
+            ("DELETE", "/holds/{hold_id}", 404): partial(client.delete, f"/holds/{MISSING}", headers=user),
+            ("POST", "/holds/{hold_id}/extend", 409): partial(
+                on_expired_hold, demo, lambda hold_id: client.post(f"/holds/{hold_id}/extend", headers=user)
+            ),
+            ("DELETE", "/holds/{hold_id}", 409): partial(
+                on_expired_hold, demo, lambda hold_id: client.delete(f"/holds/{hold_id}", headers=user)
             ),
             ("POST", "/upload-poster", 400): partial(client.post, "/upload-poster", **image(b"not an image")),
             ("POST", "/movies/{movie_id}/poster", 400): partial(client.post, "/movies/1/poster", **image(b"not an image")),
@@ -534,6 +565,20 @@ def new_app(folder, **settings):
 
 def book_a1(client, headers):
     return client.post("/reservations", json={"showtime_id": 3, "seats": ["A1"]}, headers=headers)
+
+
+def on_expired_hold(demo, call):
+    """``call(hold_id)`` on a hold of demo_user's that has just run out."""
+    hold = demo.client.post("/holds", json={"showtime_id": 3, "quantity": 1}, headers=demo.user)
+    assert hold.status_code == 201, hold.get_json()
+    with demo.app.app_context():
+        db.session.execute(
+            update(Reservation)
+            .where(Reservation.id == hold.json["hold"]["id"])
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        db.session.commit()
+    return call(hold.json["hold"]["id"])
 
 
 def twice(call):
