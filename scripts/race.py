@@ -10,6 +10,14 @@ threads, and checks the database with SQL afterwards:
   worker-kill    a storm during which one worker is killed with SIGKILL
   idempotent     one user sends the same booking with the same Idempotency-Key 20 times
                  at once, then once more: one booking, every 201 names it
+  holds          30 users hold or book the same 2 seats at once: one wins
+  confirm-expiry a hold is confirmed at the moment it lapses while others grab its
+                 seats (HOLD_SECONDS is 2 here): the holder or one other, never both
+  extend-expiry  the same with an extend instead of a confirm
+  hold-keyed     20 keyed duplicates of a hold, then 20 of its confirmation: one each
+  killed-answer  a worker is killed after the commit, while it sends the confirmation
+                 email (a local stand-in for Resend that stalls for this guest), and
+                 the guest retries with the same Idempotency-Key: one booking, replayed
 
 Each scenario runs --rounds times. Prints the status counts and checks per
 round; exits 1 on any violation (a 5xx, a double booking, a half-written
@@ -20,6 +28,7 @@ reservation, a 201 missing from the database, a seat shown free but held).
 """
 
 import argparse
+import json
 import os
 import random
 import signal
@@ -33,6 +42,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 from sqlalchemy import create_engine, text
@@ -53,6 +63,8 @@ USERS = 50
 WORKERS = 4
 PAIRS = [[f"A{n}", f"A{n + 1}"] for n in range(1, 6)]  # overlapping pairs of row A
 CONNECTION_ERROR = "conn-error"
+HOLD_SECONDS = 2  # short, so that the script can race holds against their expiry
+STALLING_GUEST = "stall"  # the email stand-in keeps this guest's emails waiting
 
 
 class Violations(list):
@@ -74,7 +86,7 @@ def free_port():
 class Server:
     """gunicorn with the project's gunicorn.conf.py, on a database of its own."""
 
-    def __init__(self, database_url, workdir):
+    def __init__(self, database_url, workdir, email_url):
         self.database_url = database_url
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -90,7 +102,11 @@ class Server:
             "ADMIN_EMAIL": ADMIN["email"],
             "ADMIN_PASSWORD": ADMIN["password"],
             "RATELIMIT_ENABLED": "false",  # every client here shares one address
-            "RESEND_API_KEY": "",
+            "RESEND_API_KEY": "re_race",
+            "RESEND_API_URL": email_url,
+            "EMAIL_TIMEOUT": "30",
+            "HOLD_SECONDS": str(HOLD_SECONDS),
+            "HOLD_MAX_SECONDS": str(2 * HOLD_SECONDS),
             "LOG_LEVEL": "WARNING",
             "AUTO_MIGRATE": "false",
         }
@@ -129,12 +145,61 @@ class Server:
             self.log.close()
 
 
+class StallingEmails:
+    """A stand-in for Resend's POST /emails on 127.0.0.1: answers at once, except that
+    emails to STALLING_GUEST wait until ``release()`` (or 60 s)."""
+
+    def __init__(self):
+        self.stalled = threading.Event()  # set once such an email is waiting
+        self._release = threading.Event()
+        emails = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                to = json.loads(body or b"{}").get("to") or []
+                if any(STALLING_GUEST in address for address in to):
+                    emails.stalled.set()
+                    emails._release.wait(timeout=60)
+                payload = json.dumps({"id": uuid.uuid4().hex}).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:  # the worker that asked was killed meanwhile
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def release(self):
+        self._release.set()
+
+    def rearm(self):
+        self.stalled.clear()
+        self._release.clear()
+
+    def stop(self):
+        self.release()
+        self.server.shutdown()
+        self.server.server_close()
+
+
 # ---- the client -------------------------------------------------------------------
 
 
 class Client:
     def __init__(self, base):
         self.base = base
+        self.quotes = {}  # hold id -> quoted total in cents
 
     def call(self, method, path, headers=None, **kwargs):
         """(status, body) of one request; a dropped connection is CONNECTION_ERROR.
@@ -209,6 +274,25 @@ class Client:
     def cancel(self, headers, reservation_id):
         return self.call("DELETE", f"/reservations/{reservation_id}", headers)
 
+    def hold(self, headers, showtime_id, **body):
+        status, answer = self.call("POST", "/holds", headers, json={"showtime_id": showtime_id, **body})
+        if status == 201:
+            self.quoted(answer["hold"])
+        return status, answer
+
+    def quoted(self, hold):
+        """Remember what a hold quoted, to compare with what its confirmation charged."""
+        self.quotes[hold["id"]] = round(hold["total_price"] * 100)
+
+    def confirm(self, headers, hold_id, key=None):
+        """(status, body, replayed) of a confirmation, with an Idempotency-Key when given."""
+        keyed = {**headers, "Idempotency-Key": key} if key else headers
+        try:
+            response = requests.post(f"{self.base}/reservations", json={"hold_id": hold_id}, headers=keyed, timeout=60)
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+            return CONNECTION_ERROR, None, False
+        return response.status_code, response.json(), response.headers.get("Idempotent-Replayed") == "true"
+
 
 def all_at_once(calls):
     """Run the calls from as many threads, released together by a barrier."""
@@ -225,18 +309,23 @@ def all_at_once(calls):
 # ---- invariants, checked in the database ------------------------------------------
 
 
-# Two reservations of one seat whose lifetimes (booked .. cancelled) overlap: a seat
-# that was sold twice at some moment, even if one of them was cancelled since.
-OVERLAPPING_LIFETIMES = """
+# When a reservation or hold stopped having its seats: cancelled, released (its last
+# change), lapsed (its expiry, whether or not a later write marked it expired), or never.
+LIFETIME_END = """CASE {r}.status WHEN 'cancelled' THEN {r}.cancelled_at WHEN 'released' THEN {r}.updated_at
+    WHEN 'expired' THEN {r}.expires_at WHEN 'held' THEN {r}.expires_at END"""
+
+# Two reservations or holds of one seat whose lifetimes (made .. ended) overlap: a seat
+# that was sold or held twice at some moment, even if one of them ended since.
+OVERLAPPING_LIFETIMES = f"""
     SELECT a.seat_id, a.reservation_id, b.reservation_id FROM reservation_seats a
     JOIN reservations ra ON ra.id = a.reservation_id
     JOIN reservation_seats b ON b.seat_id = a.seat_id AND b.reservation_id > a.reservation_id
     JOIN reservations rb ON rb.id = b.reservation_id
-    WHERE rb.created_at < COALESCE(ra.cancelled_at, '9999-12-31')
-      AND ra.created_at < COALESCE(rb.cancelled_at, '9999-12-31')"""
+    WHERE rb.created_at < COALESCE({LIFETIME_END.format(r="ra")}, '9999-12-31')
+      AND ra.created_at < COALESCE({LIFETIME_END.format(r="rb")}, '9999-12-31')"""
 
 INVARIANTS = {
-    "no seat ever in two active reservations at once": OVERLAPPING_LIFETIMES,
+    "no seat ever in two active reservations or holds at once": OVERLAPPING_LIFETIMES,
     "no seat in two active reservations": """
         SELECT rs.seat_id FROM reservation_seats rs
         JOIN reservations r ON r.id = rs.reservation_id
@@ -244,20 +333,31 @@ INVARIANTS = {
     "no reservation without seats": """
         SELECT r.id FROM reservations r
         WHERE NOT EXISTS (SELECT 1 FROM reservation_seats rs WHERE rs.reservation_id = r.id)""",
-    "an active reservation holds all its seats": """
+    "an active reservation or hold has all its seats": """
         SELECT rs.reservation_id FROM reservation_seats rs
         JOIN reservations r ON r.id = rs.reservation_id
         JOIN seats s ON s.id = rs.seat_id
-        WHERE r.status = 'confirmed' AND (s.reservation_id IS NULL OR s.reservation_id <> r.id)""",
-    "a held seat belongs to an active reservation that lists it": """
+        WHERE r.status IN ('confirmed', 'held') AND (s.reservation_id IS NULL OR s.reservation_id <> r.id)""",
+    "a taken seat belongs to an active reservation or hold that lists it": """
         SELECT s.id FROM seats s
         LEFT JOIN reservations r ON r.id = s.reservation_id
         LEFT JOIN reservation_seats rs ON rs.reservation_id = s.reservation_id AND rs.seat_id = s.id
-        WHERE s.reservation_id IS NOT NULL AND (r.status IS NULL OR r.status <> 'confirmed'
+        WHERE s.reservation_id IS NOT NULL AND (r.status IS NULL OR r.status NOT IN ('confirmed', 'held')
                                                 OR rs.seat_id IS NULL)""",
-    "a cancelled reservation holds no seat": """
+    "a cancelled, released or expired one has no seat": """
         SELECT s.id FROM seats s JOIN reservations r ON r.id = s.reservation_id
-        WHERE r.status = 'cancelled'""",
+        WHERE r.status IN ('cancelled', 'released', 'expired')""",
+    "a hold has an expiry, a booking made in one step none": """
+        SELECT r.id FROM reservations r
+        WHERE (r.status IN ('held', 'expired', 'released') AND r.expires_at IS NULL)
+           OR (r.status IN ('confirmed', 'cancelled') AND r.confirmed_at IS NULL)""",
+    "a hold is confirmed before it expires": """
+        SELECT r.id FROM reservations r
+        WHERE r.expires_at IS NOT NULL AND r.confirmed_at IS NOT NULL AND r.confirmed_at >= r.expires_at""",
+    "a total is the sum of its lines": """
+        SELECT r.id FROM reservations r
+        WHERE r.total_cents <> (SELECT SUM(rs.price_cents) FROM reservation_seats rs
+                                WHERE rs.reservation_id = r.id)""",
     "one reservation per idempotency key": """
         SELECT k.id FROM idempotency_keys k JOIN reservations booked ON booked.id = k.resource_id
         WHERE (SELECT COUNT(*) FROM reservations r
@@ -310,6 +410,13 @@ class Database:
             id=reservation_id,
         )
         return (rows[0][0], sorted(label for _, label in rows)) if rows else (None, [])
+
+    def owners(self, showtime_id, labels):
+        """{label: the reservation or hold id the seat points at}."""
+        return {label: owner for label, owner in self.rows(
+            "SELECT label, reservation_id FROM seats WHERE showtime_id = :showtime",
+            showtime=showtime_id,
+        ) if label in labels}
 
     def free_labels(self, showtime_id):
         return {label for (label,) in self.rows(
@@ -462,12 +569,232 @@ def idempotent(client, database, admin, users, number, violations):
     return statuses, showtime_id
 
 
+def holds(client, database, admin, users, number, violations):
+    """Half the users hold A1 and A2, the other half book them in one step, all at once.
+
+    One wins. On a slow machine a winning hold can lapse (HOLD_SECONDS is 2 here)
+    before the last racers arrive, and one of them may then win after it: allowed only
+    when every earlier winner is a hold that lapsed.
+    """
+    showtime_id = client.new_showtime(admin, number)
+    racers = users[:30]
+    answers = all_at_once([
+        (lambda user=user: client.hold(user, showtime_id, seats=["A1", "A2"])) if index % 2
+        else (lambda user=user: client.book(user, showtime_id, ["A1", "A2"]))
+        for index, user in enumerate(racers)
+    ])
+    statuses = Counter(status for status, _ in answers)
+    violations.check(set(statuses) <= {201, 409} and statuses[201] >= 1, f"holds statuses {dict(statuses)}")
+    winners = sorted((body.get("hold") or body.get("reservation"))["id"] for status, body in answers if status == 201)
+    owners = database.owners(showtime_id, ["A1", "A2"])
+    violations.check(
+        bool(winners) and owners == {"A1": winners[-1], "A2": winners[-1]},
+        f"holds: seats owned by {owners}, winners {winners}",
+    )
+    lapsed = {hold_id for hold_id, status in database.rows(
+        "SELECT id, status FROM reservations WHERE showtime_id = :id", id=showtime_id) if status == "expired"}
+    violations.check(set(winners[:-1]) <= lapsed, f"holds: winners {winners}, of which lapsed {sorted(lapsed)}")
+    return statuses, showtime_id
+
+
+def at_expiry(client, database, admin, users, number, violations, action):
+    """A guest holds B1 and B2; as the hold lapses they ``action`` it while ten others grab the seats.
+
+    Each racer starts at its own moment in the 0.3 s around the expiry, the holder
+    from 250 ms before it to 30 ms after (a request takes tens of milliseconds when
+    eleven arrive together), so rounds go either way. Either the holder's action wins and nobody else gets the seats, or the
+    hold lapsed first and at most one other guest got them.
+    """
+    showtime_id = client.new_showtime(admin, number)
+    holder, others = users[0], users[1:11]
+    status, body = client.hold(holder, showtime_id, seats=["B1", "B2"])
+    if not violations.check(status == 201, f"{action}-expiry: hold answered {status} {body}"):
+        return Counter({status: 1}), showtime_id
+    hold = body["hold"]
+    expires = datetime.fromisoformat(hold["expires_at"]).timestamp()
+    rng = random.Random(number)
+    # The holder acts just before, at or just after the expiry, by round; the others anywhere near it.
+    offsets = [(-0.25, -0.1, -0.04, 0.03)[number % 4]] + [rng.uniform(-0.15, 0.15) for _ in others]
+
+    def at(offset, call):
+        time.sleep(max(0.0, expires + offset - time.time()))
+        return call()
+
+    if action == "confirm":
+        first = lambda: client.confirm(holder, hold["id"])[:2]  # noqa: E731
+    else:
+        first = lambda: client.call("POST", f"/holds/{hold['id']}/extend", holder)  # noqa: E731
+    grabs = [
+        (lambda user=user: client.hold(user, showtime_id, seats=["B1", "B2"])) if index % 2
+        else (lambda user=user: client.book(user, showtime_id, ["B1", "B2"]))
+        for index, user in enumerate(others)
+    ]
+    answers = all_at_once([lambda offset=offset, call=call: at(offset, call)
+                           for offset, call in zip(offsets, [first] + grabs)])
+    (holder_status, holder_body), grabbed = answers[0], answers[1:]
+    statuses = Counter({f"{action} {holder_status}": 1})
+    statuses.update(f"other {status}" for status, _ in grabbed)
+    taken = [body for status, body in grabbed if status == 201]
+    owners = database.owners(showtime_id, ["B1", "B2"])
+    state, total = database.rows("SELECT status, total_cents FROM reservations WHERE id = :id", id=hold["id"])[0]
+    if holder_status in (200, 201):
+        violations.check(not taken, f"{action}-expiry: the holder's {action} won, and so did {taken}")
+        violations.check(owners == {"B1": hold["id"], "B2": hold["id"]}, f"{action}-expiry: seats {owners}")
+        violations.check(state == ("confirmed" if action == "confirm" else "held"), f"{action}-expiry: hold {state}")
+    else:
+        violations.check(holder_status == 409 and "expired" in holder_body["message"],
+                         f"{action}-expiry: the holder got {holder_status} {holder_body}")
+        violations.check(len(taken) <= 1, f"{action}-expiry: {len(taken)} others got the seats")
+        violations.check(state in ("held", "expired"), f"{action}-expiry: a lapsed hold is {state}")
+        if taken:
+            winner = (taken[0].get("hold") or taken[0].get("reservation"))["id"]
+            violations.check(owners == {"B1": winner, "B2": winner}, f"{action}-expiry: seats {owners}")
+    violations.check(set(statuses) <= {f"{action} 200", f"{action} 201", f"{action} 409", "other 201", "other 409"},
+                     f"{action}-expiry statuses {dict(statuses)}")
+    violations.check(total == round(hold["total_price"] * 100), f"{action}-expiry: total {total}, quoted {hold}")
+    return statuses, showtime_id
+
+
+def confirm_expiry(client, database, admin, users, number, violations):
+    return at_expiry(client, database, admin, users, number, violations, "confirm")
+
+
+def extend_expiry(client, database, admin, users, number, violations):
+    return at_expiry(client, database, admin, users, number, violations, "extend")
+
+
+def keyed_statuses(violations, name, answers):
+    """Counts of keyed duplicates: one first answer, the rest replays or "still running" 409s."""
+    statuses = Counter("201 replayed" if replayed else status for status, _, replayed in answers)
+    violations.check(statuses[201] == 1, f"{name}: {statuses[201]} first answers {dict(statuses)}")
+    violations.check(set(statuses) <= {201, "201 replayed", 409}, f"{name} statuses {dict(statuses)}")
+    violations.check(answers[-1][2], f"{name}: the retry after the storm was not a replay")
+    in_use = [body for status, body, _ in answers if status == 409]
+    violations.check(all("still running" in body["message"] for body in in_use), f"{name}: 409s {in_use[:2]}")
+    return statuses
+
+
+def hold_keyed(client, database, admin, users, number, violations):
+    """20 keyed duplicates of a hold at once and a retry; then the same for its confirmation."""
+    showtime_id = client.new_showtime(admin, number)
+    user = users[number % len(users)]
+    key = f"race-hold-{number}"
+
+    def keyed_hold():
+        try:
+            response = requests.post(f"{client.base}/holds", json={"showtime_id": showtime_id, "quantity": 2},
+                                     headers={**user, "Idempotency-Key": key}, timeout=60)
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+            return CONNECTION_ERROR, None, False
+        if response.status_code == 201:
+            client.quoted(response.json()["hold"])
+        return response.status_code, response.json(), response.headers.get("Idempotent-Replayed") == "true"
+
+    answers = all_at_once([keyed_hold] * 20)
+    answers.append(keyed_hold())
+    statuses = Counter({f"hold {k}": v for k, v in keyed_statuses(violations, "hold-keyed hold", answers).items()})
+    held = {body["hold"]["id"] for status, body, _ in answers if status == 201}
+    rows = database.rows("SELECT id, status FROM reservations WHERE showtime_id = :id", id=showtime_id)
+    violations.check(len(held) == 1 and [row[0] for row in rows] == list(held), f"hold-keyed: {held}, {rows}")
+    if len(held) != 1:
+        return statuses, showtime_id
+    hold_id = held.pop()
+    answers = all_at_once([lambda: client.confirm(user, hold_id, key=f"{key}-confirm")] * 20)
+    answers.append(client.confirm(user, hold_id, key=f"{key}-confirm"))
+    statuses.update({f"confirm {k}": v for k, v in keyed_statuses(violations, "hold-keyed confirm", answers).items()})
+    rows = database.rows("SELECT id, status FROM reservations WHERE showtime_id = :id", id=showtime_id)
+    violations.check([tuple(row) for row in rows] == [(hold_id, "confirmed")], f"hold-keyed: after confirming {rows}")
+    return statuses, showtime_id
+
+
+def worker_holding(server, port):
+    """The worker with an open connection to 127.0.0.1:``port`` (from /proc), or None."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as lines:
+                for line in list(lines)[1:]:
+                    fields = line.split()
+                    if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # established
+                        inodes.add(fields[9])
+        except FileNotFoundError:
+            pass
+    for pid in server.workers():
+        try:
+            links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        except OSError:
+            continue
+        if any(f"socket:[{inode}]" in links for inode in inodes):
+            return pid
+    return None
+
+
+def killed_answer(client, database, admin, users, number, violations, server=None, emails=None):
+    """Kill the worker between a booking's commit and its answer; the keyed retry books nothing new.
+
+    Odd rounds book in one step, even rounds confirm a hold. The worker is caught while
+    it waits for the confirmation email (the stand-in stalls it), i.e. after the commit.
+    """
+    showtime_id = client.new_showtime(admin, number)
+    name = f"{STALLING_GUEST}{number}"
+    user = client.new_user(name)
+    key = f"race-killed-{number}"
+    if number % 2:
+        def send():
+            return client.book_with_key(user, showtime_id, ["A3", "A4"], key)
+    else:
+        status, body = client.hold(user, showtime_id, seats=["A3", "A4"])
+        if not violations.check(status == 201, f"killed-answer: hold answered {status} {body}"):
+            return Counter({status: 1}), showtime_id
+        hold_id = body["hold"]["id"]
+
+        def send():
+            return client.confirm(user, hold_id, key=key)
+
+    emails.rearm()
+    first = []
+    sender = threading.Thread(target=lambda: first.append(send()))
+    sender.start()
+    victim = None
+    if violations.check(emails.stalled.wait(timeout=15), "killed-answer: the email never started"):
+        for _ in range(50):
+            victim = worker_holding(server, emails.port)
+            if victim:
+                break
+            time.sleep(0.05)
+    if violations.check(victim is not None, "killed-answer: no worker was found sending the email"):
+        os.kill(victim, signal.SIGKILL)
+    sender.join(timeout=60)
+    emails.release()
+    for _ in range(100):
+        current = server.workers()
+        if len(current) == WORKERS and victim not in current:
+            break
+        time.sleep(0.1)
+    status, body, replayed = send()
+    statuses = Counter({f"first {first[0][0] if first else 'none'}": 1, f"retry {status}": 1})
+    violations.check(first and first[0][0] == CONNECTION_ERROR, f"killed-answer: the first answer {first}")
+    violations.check(status == 201 and replayed, f"killed-answer: the retry {status} {body} replayed={replayed}")
+    rows = database.rows("SELECT id, status FROM reservations WHERE showtime_id = :id", id=showtime_id)
+    violations.check(len(rows) == 1 and rows[0][1] == "confirmed", f"killed-answer: reservations {rows}")
+    if status == 201 and rows:
+        violations.check(body["reservation"]["id"] == rows[0][0], f"killed-answer: retry named {body}, database {rows}")
+    violations.check(database.owners(showtime_id, ["A3", "A4"]) == dict.fromkeys(["A3", "A4"], rows[0][0] if rows else None),
+                     "killed-answer: the seats are not the booking's")
+    return statuses, showtime_id
+
+
 SCENARIOS = [
     ("same-seats", same_seats),
     ("same-request", same_request),
     ("storm", storm),
     ("worker-kill", storm),
     ("idempotent", idempotent),
+    ("holds", holds),
+    ("confirm-expiry", confirm_expiry),
+    ("extend-expiry", extend_expiry),
+    ("hold-keyed", hold_keyed),
+    ("killed-answer", killed_answer),
 ]
 
 
@@ -475,7 +802,8 @@ def run(database_name, database_url, workdir, rounds):
     print(f"== {database_name}: gunicorn, {WORKERS} workers", flush=True)
     violations = Violations()
     started = time.monotonic()
-    server = Server(database_url, workdir)
+    emails = StallingEmails()
+    server = Server(database_url, workdir, emails.url)
     database = Database(database_url)
     try:
         server.start()
@@ -487,7 +815,8 @@ def run(database_name, database_url, workdir, rounds):
         for name, scenario in SCENARIOS:
             for round_number in range(1, rounds + 1):
                 number += 1
-                extra = {"server": server} if name == "worker-kill" else {}
+                extra = {"worker-kill": {"server": server},
+                         "killed-answer": {"server": server, "emails": emails}}.get(name, {})
                 before, round_started = len(violations), time.monotonic()
                 statuses, _ = scenario(client, database, admin, users, number, violations, **extra)
                 counts = " ".join(f"{status}x{count}" for status, count in sorted(statuses.items(), key=str))
@@ -496,10 +825,17 @@ def run(database_name, database_url, workdir, rounds):
                 print(f"  {name:<13} round {round_number}: {counts:<40} {took:4.1f} s  {verdict}", flush=True)
         for line in database.check_invariants(violations):
             print(f"  check {line}")
+        charged = dict(database.rows("SELECT id, total_cents FROM reservations WHERE expires_at IS NOT NULL "
+                                     "AND status IN ('confirmed', 'cancelled')"))
+        unlike = {hold_id: (client.quotes.get(hold_id), total) for hold_id, total in charged.items()
+                  if client.quotes.get(hold_id) != total}
+        violations.check(not unlike, f"confirmed holds charged other than quoted: {unlike}")
+        print(f"  check every confirmed hold ({len(charged)}) charged its quote: {'ok' if not unlike else 'VIOLATED'}")
         status, _ = client.call("GET", "/health")
         violations.check(status == 200, f"/health answered {status} at the end")
     finally:
         server.stop()
+        emails.stop()
         database.close()
     if violations:
         print(f"  see {server.log_path}")

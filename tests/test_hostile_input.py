@@ -37,6 +37,7 @@ DEEP_TARGETS = [
     ("GET", "/health", None, 200),
     ("POST", "/login", None, 400),
     ("POST", "/reservations", "user", 400),
+    ("POST", "/holds", "user", 400),
     ("POST", "/no/such/route", None, 404),
     ("POST", "/reservations", None, 401),  # the token is checked before the body is parsed
     ("DELETE", "/reservations/1", "user", 404),  # takes no body: never parsed
@@ -116,6 +117,10 @@ def json_bodies_with(number: str):
         ("POST", "/seats", '{"showtime_id": %s, "seats": ["A1"]}' % number),
         ("POST", "/seats", '{"showtime_id": 1, "rows": "A-B", "seats_per_row": %s}' % number),
         ("POST", "/reservations", '{"showtime_id": %s, "seats": ["A1"]}' % number),
+        ("POST", "/reservations", '{"hold_id": %s}' % number),
+        ("POST", "/holds", '{"showtime_id": %s, "quantity": 2}' % number),
+        ("POST", "/holds", '{"showtime_id": 1, "quantity": %s}' % number),
+        ("POST", "/holds", '{"showtime_id": 1, "quantity": 2, "accessible": %s}' % number),
         ("POST", "/login", '{"username": "admin", "password": "x", "extra": %s}' % number),
     ]
 
@@ -201,6 +206,7 @@ def test_seats_per_row_true_is_not_one(client, scheduled):
     (f"/movies/{HUGE}", 404),
     (f"/showtimes/{HUGE}/seats", 404),
     (f"/reservations/{HUGE}", 404),
+    (f"/holds/{HUGE}", 404),
     (f"/users/promote/{HUGE}", 404),
 ])
 def test_huge_numbers_in_query_strings_and_paths(client, cinema, url, status):

@@ -86,6 +86,9 @@ def walk(project, server_block, commands, environment):
     assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:])
     assert '"message":"Reservation cancelled successfully"' in result.stdout
     assert '"cancelled_reservations": 1' in result.stdout
+    # The two-step checkout: the hold, then its confirmation as reservation 3.
+    assert '"message":"Seats held"' in result.stdout
+    assert '"message":"Reservation confirmed","reservation":{"id":3' in result.stdout
     return result.stdout
 
 
