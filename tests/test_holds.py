@@ -498,3 +498,24 @@ def test_hold_seconds_sets_the_expiry(tmp_path):
     showtime = cinema.showtime_with_seats()
     body = hold(cinema, cinema.user(), showtime["id"], seats=["A1"]).json["hold"]
     assert 85 <= body["expires_in_seconds"] <= 90
+
+
+def test_a_hold_on_a_withdrawn_showtime_cannot_be_confirmed(scene):
+    # Holds are not bookings: an admin may archive the showtime; the hold then books nothing.
+    deleted = scene.client.delete(f"/showtimes/{scene.showtime_id}", headers=scene.cinema.admin)
+    assert deleted.status_code in (200, 204), deleted.get_data(as_text=True)
+    assert_error(confirm(scene.cinema, scene.ann, scene.hold["id"]), 409, "withdrawn")
+    assert scene.client.get("/reservations", headers=scene.ann).json == []
+
+
+def test_confirming_sends_the_booking_email_once(tmp_path, resend_fake):
+    app = create_app(test_config(tmp_path, RESEND_API_KEY="re_test", RESEND_API_URL=resend_fake.url))
+    cinema = Cinema(app.test_client())
+    showtime = cinema.showtime_with_seats()
+    user = cinema.user()
+    held = hold(cinema, user, showtime["id"], seats=["A1"]).json["hold"]
+    assert [r for r in resend_fake.requests if r.path == "/emails"] == []  # a hold gets no email
+    reservation = confirm(cinema, user, held["id"]).json["reservation"]
+    sent = [r for r in resend_fake.requests if r.path == "/emails"]
+    assert len(sent) == 1 and "A1" in sent[0].json["text"]
+    assert reservation["email_status"] == "sent"

@@ -134,3 +134,43 @@ def test_lean_reservation_bodies_match_their_schema(shop, app):
         reservations = db.session.scalars(reservation_query()).all()
         lean = s.LeanDumper(s.ReservationSchema())
         assert [lean.dump(r) for r in reservations] == s.ReservationSchema(many=True).dump(reservations)
+
+
+def write_statements(count_statements, client, method, url, headers, body=None):
+    with count_statements() as statements:
+        response = client.open(url, method=method, json=body, headers=headers)
+    assert response.status_code in (200, 201), response.json
+    return len(statements), response
+
+
+def test_booking_and_checkout_statement_counts_do_not_grow_with_the_data(shop, count_statements):
+    """A booking, a cancel, a hold and its confirmation: the same statements for few or many rows."""
+    user = shop.user("fan")
+
+    def checkout_counts(showtime, seats):
+        counts = {}
+        counts["book"], booked = write_statements(
+            count_statements, shop.client, "POST", "/reservations", user,
+            {"showtime_id": showtime["id"], "seats": seats[:2]},
+        )
+        reservation_id = booked.json["reservation"]["id"]
+        counts["cancel"], _ = write_statements(
+            count_statements, shop.client, "DELETE", f"/reservations/{reservation_id}", user
+        )
+        counts["hold"], held = write_statements(
+            count_statements, shop.client, "POST", "/holds", user, {"showtime_id": showtime["id"], "seats": seats[2:4]}
+        )
+        counts["confirm"], _ = write_statements(
+            count_statements, shop.client, "POST", "/reservations", user, {"hold_id": held.json["hold"]["id"]}
+        )
+        counts["best hold"], _ = write_statements(
+            count_statements, shop.client, "POST", "/holds", user, {"showtime_id": showtime["id"], "quantity": 2}
+        )
+        return counts
+
+    first = grow(shop, user, movies=2, seat_rows="A-B", bookings=2)[0]
+    small = checkout_counts(first, ["A5", "A6", "A7", "A8"])
+    grow(shop, shop.user("crowd"), movies=8, seat_rows="A-F", bookings=14)
+    shop.seats(first["id"], rows="C-H", seats_per_row=10)
+    large = checkout_counts(first, ["C5", "C6", "C7", "C8"])
+    assert large == small, f"few rows: {small}; many rows: {large}"
