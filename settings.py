@@ -206,6 +206,8 @@ def configure(app):
             'with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
         )
     config["CLOUDINARY"] = posters.cloudinary_settings(config)
+    # Tokens are HMAC-SHA256, the one algorithm auth.check_token accepts.
+    config["JWT_ALGORITHM"] = "HS256"
 
 
 def rate_limit_storage_options(config) -> dict:

@@ -1,6 +1,8 @@
 """Accounts and tokens: /register, /login, /refresh, /logout, /me and every JWT failure."""
 
 import base64
+import hashlib
+import hmac
 import json
 from datetime import timedelta
 
@@ -564,3 +566,73 @@ def test_token_with_a_non_numeric_subject(app, client, subject):
         token = create_access_token(identity=subject)
 
     assert_error(client.get("/me", headers=bearer(token)), 401)
+
+
+# ---- the one-pass token check (auth.verified_claims) ---------------------------------
+
+
+def genuine_claims(app, client):
+    with app.app_context():
+        return decode_token(login(client).json["access_token"])
+
+
+def signed(header: dict, claims, secret=SECRET, algorithm=hashlib.sha256) -> str:
+    head = base64url(json.dumps(header).encode())
+    body = base64url(claims if isinstance(claims, bytes) else json.dumps(claims).encode())
+    signature = hmac.new(secret.encode(), f"{head}.{body}".encode(), algorithm).digest()
+    return f"{head}.{body}.{base64url(signature)}"
+
+
+HS256 = {"alg": "HS256", "typ": "JWT"}
+
+
+def test_a_token_made_by_hand_like_ours_is_accepted(app, client, registered):
+    """The helpers below make tokens exactly as the API does: the refusals are the changes."""
+    assert client.get("/me", headers=bearer(signed(HS256, genuine_claims(app, client)))).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda claims: {**claims, "exp": None},
+        lambda claims: {key: value for key, value in claims.items() if key != "exp"},
+        lambda claims: {**claims, "exp": str(claims["exp"])},
+        lambda claims: {**claims, "exp": True},
+        lambda claims: {**claims, "nbf": claims["exp"]},
+        lambda claims: {**claims, "type": "id"},
+        lambda claims: {key: value for key, value in claims.items() if key != "type"},
+        lambda claims: [claims],
+        lambda claims: b"\xff\xfe not json",
+    ],
+    ids=["exp null", "no exp", "exp text", "exp boolean", "not yet valid", "other type", "no type", "a list", "bytes"],
+)
+def test_signed_tokens_with_bad_claims_are_refused(app, client, registered, change):
+    token = signed(HS256, change(genuine_claims(app, client)))
+    assert_error(client.get("/me", headers=bearer(token)), 401)
+
+
+@pytest.mark.parametrize("header", [{"alg": "HS512", "typ": "JWT"}, {"alg": "none"}, {"typ": "JWT"}, ["HS256"]])
+def test_headers_naming_another_algorithm_are_refused(app, client, registered, header):
+    algorithm = hashlib.sha512 if "HS512" in str(header) else hashlib.sha256
+    token = signed(header, genuine_claims(app, client), algorithm=algorithm)
+    assert_error(client.get("/me", headers=bearer(token)), 401)
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda token: token + "=",
+        lambda token: token + ".x",
+        lambda token: token.replace(".", "..", 1),
+        lambda token: token[:-1] + "é",
+        lambda token: token[:-2],
+        lambda token: token + "A",
+        lambda token: " " + token,
+        lambda token: token.replace("-", "+").replace("_", "/") + ("+" if "-" not in token and "_" not in token else ""),
+    ],
+    ids=["padding", "four segments", "empty segment", "non-ascii", "short signature", "long signature",
+         "two spaces", "standard base64"],
+)
+def test_tokens_that_are_not_our_shape_are_refused(app, client, registered, mangle):
+    token = login(client).json["access_token"]
+    assert_error(client.get("/me", headers={"Authorization": f"Bearer {mangle(token)}"}), 401)
