@@ -116,6 +116,7 @@ def create_app(config=None):
         api.register_blueprint(blueprint)
     app.register_blueprint(apidoc.docs_blueprint())
     app.extensions["report_bodies"] = {}  # (report tag, filters) -> body, see admin_report
+    app.extensions["seat_map_bodies"] = {}  # showtime tag -> (body, holders), see seat_map
     register_error_handlers(app)
     auth.register_jwt_callbacks()
     register_request_guards(app)
@@ -441,7 +442,7 @@ def search_showtimes(args):
 @showtimes_blp.alt_response(304, description="Not modified (If-None-Match)")
 def get_showtime(showtime_id):
     """One showtime with its seat counts; carries an ETag."""
-    tag = scheduling.showtime_and_tag(showtime_id)[2]
+    tag = scheduling.showtime_tag(showtime_id)
     return not_modified(tag) or (scheduling.showtime_with_counts(showtime_id), etag_header(tag))
 
 
@@ -495,10 +496,18 @@ def seat_map(showtime_id):
     Carries an ETag that changes with any seat's status; pollers send it back in
     If-None-Match and get a bodiless 304 while nothing changed.
     """
-    showtime, movie_title, tag, cached = seat_map_state(showtime_id)
+    base_tag, tag, cached = seat_map_state(showtime_id)
     if cached:
         return cached
-    response = jsonify(seat_map_body(showtime, movie_title, current_user.id))
+    kept = current_app.extensions["seat_map_bodies"].get(base_tag)
+    if kept is not None and kept.body is not None and current_user.id not in kept.holders:
+        response = current_app.response_class(kept.body, mimetype="application/json")
+    else:
+        kept = kept or keep_seat_map(base_tag, *scheduling.showtime_and_title(showtime_id))
+        body, holders = seat_map_body(kept.showtime, kept.title, current_user.id)
+        response = jsonify(body)
+        if current_user.id not in holders:  # nothing "yours" in it: the same body for every such user
+            kept.body, kept.holders = response.get_data(), holders
     response.set_etag(tag)
     return response
 
@@ -518,10 +527,11 @@ def seat_map_picture(showtime_id):
     Each seat has an accessible name ("Row F seat 7, premium, available, $14");
     carries the same ETag as the seat map.
     """
-    showtime, movie_title, tag, cached = seat_map_state(showtime_id)
+    _, tag, cached = seat_map_state(showtime_id)
     if cached:
         return cached
-    body = seat_map_body(showtime, movie_title, current_user.id)
+    showtime, movie_title = scheduling.showtime_and_title(showtime_id)
+    body, _ = seat_map_body(showtime, movie_title, current_user.id)
     local_start = showtime.start_time.astimezone(current_app.config["CINEMA_TZ"]).strftime("%Y-%m-%d %H:%M")
     response = current_app.response_class(
         seatmap_svg.render(body, local_start=local_start), content_type="image/svg+xml; charset=utf-8"
@@ -531,15 +541,38 @@ def seat_map_picture(showtime_id):
 
 
 def seat_map_state(showtime_id: int):
-    """(showtime, movie title, the caller's ETag, a 304 when they hold it already, else None)."""
-    showtime, movie_title, tag = scheduling.showtime_and_tag(showtime_id)
+    """(the showtime's tag, the caller's ETag, a 304 when they hold it already, else None)."""
+    base_tag = scheduling.showtime_tag(showtime_id)
     # "yours" differs between users, so the user is part of the tag.
-    tag = f"{tag}-user-{current_user.id}"
-    return showtime, movie_title, tag, not_modified(tag)
+    tag = f"{base_tag}-user-{current_user.id}"
+    return base_tag, tag, not_modified(tag)
 
 
-def seat_map_body(showtime, movie_title: str, user_id: int) -> dict:
-    rows, seats_total, seats_available = booking.seat_rows(showtime, user_id)
+# Each worker keeps the encoded seat maps it built, per showtime tag: the tag changes in
+# the transaction of any change to what the map shows (and when a hold lapses), so a
+# kept body is exact for that tag. Only a map with nothing "yours" in it is kept, with
+# the users who have seats in it; they get theirs built (from the kept showtime).
+SEAT_MAP_BODIES_KEPT = 64
+
+
+class KeptSeatMap:
+    __slots__ = ("showtime", "title", "body", "holders")
+
+    def __init__(self, showtime, title):
+        self.showtime, self.title, self.body, self.holders = showtime, title, None, set()
+
+
+def keep_seat_map(tag: str, showtime, title: str) -> KeptSeatMap:
+    bodies = current_app.extensions["seat_map_bodies"]
+    if len(bodies) >= SEAT_MAP_BODIES_KEPT:
+        bodies.clear()
+    kept = bodies[tag] = KeptSeatMap(showtime, title)
+    return kept
+
+
+def seat_map_body(showtime, movie_title: str, user_id: int) -> tuple[dict, set[int]]:
+    """The seat map as ``user_id`` sees it, and the users who have seats in it."""
+    rows, seats_total, seats_available, holders = booking.seat_rows(showtime, user_id)
     # The seats are plain values already: only the header goes through the
     # schema, so a 300-seat map is not serialised field by field.
     header = SEAT_MAP_HEADER.dump(
@@ -553,7 +586,7 @@ def seat_map_body(showtime, movie_title: str, user_id: int) -> dict:
             "seats_available": seats_available,
         }
     )
-    return {**header, "rows": rows}
+    return {**header, "rows": rows}, holders
 
 
 @showtimes_blp.route("/showtimes/<int:showtime_id>/seats", methods=["PATCH"])

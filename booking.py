@@ -27,7 +27,7 @@ change, and raise the small exceptions of ``errors`` when a rule says no.
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import false, func, insert, select, update
+from sqlalchemy import bindparam, false, func, insert, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from errors import Conflict, Invalid, NotFound
@@ -424,21 +424,22 @@ def cancel(reservation_id: int, user) -> Reservation:
     return reservation
 
 
-def seat_rows(showtime: Showtime, user_id: int) -> tuple[list[dict], int, int]:
+def seat_rows(showtime: Showtime, user_id: int) -> tuple[list[dict], int, int, set[int]]:
     """The seat map's rows in natural order (A2 before A10), with the totals.
 
     Each seat is "available", "booked", "held" (someone else's hold that has not
     lapsed), "blocked", or "yours" when ``user_id`` booked or holds it, with its
     type, its adult price in dollars and the column it is drawn in; each row lists
     its empty columns (aisles, missing seats) as ``gaps``. Returns (rows,
-    seats_total, seats_available).
+    seats_total, seats_available, the users who booked or hold a seat).
     """
     prices = {}  # seat type -> dollars, looked up once per type
-    rows, available = [], 0
+    rows, available, holders = [], 0, set()
     for label, row, number, column, seat_type, blocked, holder, held in seat_holders(showtime.id):
         if not rows or rows[-1]["row"] != row:
             rows.append({"row": row, "gaps": [], "seats": []})
         if holder is not None:
+            holders.add(holder)
             status = "yours" if holder == user_id else "held" if held else "booked"
         elif blocked:
             status = "blocked"
@@ -452,7 +453,19 @@ def seat_rows(showtime: Showtime, user_id: int) -> tuple[list[dict], int, int]:
     for row in rows:
         taken = {seat["column"] for seat in row["seats"]}
         row["gaps"] = [column for column in range(1, max(taken) + 1) if column not in taken]
-    return rows, sum(len(row["seats"]) for row in rows), available
+    return rows, sum(len(row["seats"]) for row in rows), available, holders
+
+
+# Every seat of a showtime with whoever has it; built once (every seat map runs it).
+SEAT_HOLDERS = (
+    select(
+        Seat.label, Seat.row, Seat.number, Seat.column, Seat.seat_type, Seat.blocked,
+        Reservation.user_id, Reservation.status, Reservation.expires_at,
+    )
+    .outerjoin(Reservation, Seat.reservation_id == Reservation.id)
+    .where(Seat.showtime_id == bindparam("showtime_id"))
+    .order_by(func.length(Seat.row), Seat.row, Seat.number)
+)
 
 
 def seat_holders(showtime_id: int, now: datetime | None = None) -> list[tuple]:
@@ -462,15 +475,7 @@ def seat_holders(showtime_id: int, now: datetime | None = None) -> list[tuple]:
     is free, a lapsed hold counting as free); ``held`` says it is a hold.
     """
     now = now or utcnow()
-    seats = db.session.execute(
-        select(
-            Seat.label, Seat.row, Seat.number, Seat.column, Seat.seat_type, Seat.blocked,
-            Reservation.user_id, Reservation.status, Reservation.expires_at,
-        )
-        .outerjoin(Reservation, Seat.reservation_id == Reservation.id)
-        .where(Seat.showtime_id == showtime_id)
-        .order_by(func.length(Seat.row), Seat.row, Seat.number)
-    ).all()
+    seats = db.session.connection().execute(SEAT_HOLDERS, {"showtime_id": showtime_id}).all()
     return [
         (*seat, None, False)
         if holder is None or (status == HELD and expires_at <= now)

@@ -7,7 +7,7 @@ change, and raise the small exceptions of ``errors`` when a rule says no.
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, exists, false, func, insert, or_, select, true, update
+from sqlalchemy import bindparam, delete, exists, false, func, insert, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -26,6 +26,7 @@ from models import (
     ReservationSeat,
     Seat,
     Showtime,
+    UTCDateTime,
     db,
     hall_key,
     holds_seats,
@@ -471,25 +472,43 @@ def bump_showtime_version(showtime_id: int):
     )
 
 
-def showtime_and_tag(showtime_id: int):
-    """(showtime, movie title, ETag) in one query; the tag follows both versions. NotFound if gone."""
-    now = utcnow()
-    # A hold lapses without a write: the tag names the next moment one does.
-    next_lapse = (
-        select(func.min(Reservation.expires_at))
-        .where(Reservation.showtime_id == showtime_id, Reservation.status == HELD, Reservation.expires_at > now)
-        .scalar_subquery()
+# The tag of a showtime and its seat map, built once: the seat map's pollers run it on
+# every request. A hold lapses without a write, so the tag also names the next moment
+# one of the showtime's holds does.
+NEXT_LAPSE = (
+    select(func.min(Reservation.expires_at))
+    .where(
+        Reservation.showtime_id == bindparam("showtime_id"),
+        Reservation.status == HELD,
+        Reservation.expires_at > bindparam("now", type_=UTCDateTime()),
     )
+    .scalar_subquery()
+)
+SHOWTIME_TAG = (
+    select(Showtime.version, Movie.version, NEXT_LAPSE)
+    .join(Movie, Showtime.movie_id == Movie.id)
+    .where(Showtime.id == bindparam("showtime_id"), Showtime.deleted_at.is_(None))
+)
+
+
+def showtime_tag(showtime_id: int) -> str:
+    """The ETag of a showtime and its seat map (one query): its and its movie's versions, the next lapse."""
+    row = db.session.connection().execute(SHOWTIME_TAG, {"showtime_id": showtime_id, "now": utcnow()}).first()
+    if row is None:
+        raise NotFound(f"Showtime {showtime_id} not found.")
+    version, movie_version, lapse = row
+    tag = f"showtime-{showtime_id}-{version}-{movie_version}"
+    return tag if lapse is None else f"{tag}-{lapse:%Y%m%d%H%M%S%f}"
+
+
+def showtime_and_title(showtime_id: int) -> tuple[Showtime, str]:
+    """The showtime and its movie's title; NotFound if gone."""
     row = db.session.execute(
-        select(Showtime, Movie.title, Movie.version, next_lapse)
-        .join(Showtime.movie)
-        .where(Showtime.id == showtime_id, Showtime.deleted_at.is_(None))
+        select(Showtime, Movie.title).join(Showtime.movie).where(Showtime.id == showtime_id, Showtime.deleted_at.is_(None))
     ).first()
     if row is None:
         raise NotFound(f"Showtime {showtime_id} not found.")
-    showtime, title, movie_version, lapse = row
-    tag = f"showtime-{showtime_id}-{showtime.version}-{movie_version}"
-    return showtime, title, tag if lapse is None else f"{tag}-{lapse:%Y%m%d%H%M%S%f}"
+    return row[0], row[1]
 
 
 # ---- seat layouts -----------------------------------------------------------------

@@ -159,7 +159,7 @@ def test_seat_rows_tell_yours_from_booked(ctx):
     booking.book(ctx.ann.id, ctx.showtime_id, booking.adult_tickets(["A1"]))
     booking.book(ctx.bob.id, ctx.showtime_id, booking.adult_tickets(["A2"]))
 
-    rows, total, available = booking.seat_rows(db.session.get(Showtime, ctx.showtime_id), ctx.ann.id)
+    rows, total, available, _ = booking.seat_rows(db.session.get(Showtime, ctx.showtime_id), ctx.ann.id)
 
     assert (total, available) == (4, 2)
     assert rows == [

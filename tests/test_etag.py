@@ -154,10 +154,28 @@ def test_a_304_does_not_rebuild_the_seat_map(cinema, showing, count_statements):
         response = get_if_none_match(cinema.client, seat_map_url(showtime), user, tag)
     assert response.status_code == 304
     assert not [sql for sql in statements if "FROM seats" in sql]
+
+
+def test_a_kept_seat_map_is_served_until_its_tag_changes(cinema, showing, count_statements):
+    """Each worker keeps the encoded map per tag for users with no seats in it; holders get theirs."""
+    showtime, user = showing
+    url = seat_map_url(showtime)
+    other = cinema.user()
+    first = cinema.client.get(url, headers=user)
     with count_statements() as statements:
-        response = cinema.client.get(seat_map_url(showtime), headers=user)
-    assert response.status_code == 200
+        again = cinema.client.get(url, headers=other)
+    assert again.get_data() == first.get_data()
+    assert not [sql for sql in statements if "FROM seats" in sql]
+    # A booking changes the tag: the next map is built, and the booker sees "yours".
+    assert cinema.book(other, showtime["id"], ["B1"]).status_code == 201
+    with count_statements() as statements:
+        after = cinema.client.get(url, headers=user)
     assert [sql for sql in statements if "FROM seats" in sql]
+    statuses = lambda response: {seat["label"]: seat["status"] for row in response.json["rows"] for seat in row["seats"]}  # noqa: E731
+    assert statuses(after)["B1"] == "booked"
+    assert statuses(cinema.client.get(url, headers=other))["B1"] == "yours"
+    assert statuses(cinema.client.get(url, headers=user))["B1"] == "booked"
+    assert statuses(cinema.client.get(url, headers=other))["B1"] == "yours"
 
 
 @pytest.mark.parametrize("url_of", [seat_map_url, showtime_url, movie_url])
