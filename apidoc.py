@@ -478,6 +478,10 @@ class ApiBlueprint(Blueprint):
         self._prepare_doc_cbks.insert(0, add_common_errors)
         self._prepare_doc_cbks.insert(1, add_idempotency_doc)
 
+    def arguments(self, schema, *args, **kwargs):
+        """One schema instance per route: webargs would build one from a class on every request."""
+        return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
+
     def alt_response(self, status_code, response=None, *, schema=None, example=None, **kwargs):
         """Error responses default to the contract's error shape."""
         if response is None and schema is None and int(status_code) >= 400:
