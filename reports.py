@@ -209,10 +209,9 @@ def build_report(args) -> dict:
         key=lambda movie: (movie["movie_title"].casefold(), movie["movie_id"]),
     )
     report["days"] = [summed(rows, day=day) for day, rows in sorted(days.items())]
-    seat_order = {kind: index for index, kind in enumerate(SEAT_TYPES)}
     report["seat_types"] = [
         {"seat_type": kind, "tickets_sold": tickets, "revenue": revenue}
-        for kind, (tickets, revenue) in sorted(by_seat_type.items(), key=lambda item: (seat_order.get(item[0], 99), item[0]))
+        for kind, (tickets, revenue) in sorted(by_seat_type.items(), key=lambda item: SEAT_TYPES.index(item[0]))
     ]
     report["ticket_types"] = [
         {"ticket_type": kind, "tickets_sold": tickets, "revenue": revenue}
@@ -260,7 +259,7 @@ FORMULA_STARTS = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
 
 def spreadsheet_text(text: str) -> str:
     """``text`` as a cell that is never a formula (leading spaces do not hide one)."""
-    if text[:1] in FORMULA_STARTS or text.lstrip(" ")[:1] in FORMULA_STARTS:
+    if text.lstrip(" ")[:1] in FORMULA_STARTS:
         return "'" + text
     return text
 

@@ -179,3 +179,19 @@ def test_the_documented_csv_has_the_real_header(cinema):
     assert [parameter["name"] for parameter in spec["paths"]["/admin/report"]["get"]["parameters"]] == [
         "from", "to", "movie_id", "hall", "format"
     ]
+
+
+@pytest.mark.parametrize(
+    "accept",
+    ["text/csv;q=abc", "text/csv;q=NaN, application/json;q=0", "text/csv;q=2", ";;,,", "text/csv" + ";a=b" * 500,
+     "\u00e9/\u00e9"],
+)
+def test_odd_accept_headers_get_an_answer_not_an_error(cinema, accept):
+    response = get(cinema, Accept=accept)
+    assert response.status_code == 200
+    assert response.mimetype in ("application/json", "text/csv")
+
+
+def test_a_hall_that_is_not_utf8_is_refused(cinema):
+    assert_error(cinema.client.get("/admin/report?hall=%ED%A0%80", headers=cinema.admin), 400)
+    assert_error(cinema.client.get("/admin/report?hall=%FF", headers=cinema.admin), 400)
