@@ -8,7 +8,8 @@ What is counted (money in integer cents, summed in SQL):
 - a cancellation is a whole reservation cancelled: its lines are cancelled tickets,
   their prices the cancelled revenue; held reservations count in neither;
 - a day is the local date of a showtime's start in the cinema's time zone
-  (CINEMA_TIMEZONE): a 23:30 showtime in Berlin is on that Berlin day, whatever UTC says.
+  (CINEMA_TIMEZONE): a showtime at 00:30 on the 16th in Berlin is on the 16th, though
+  it starts at 23:30 UTC on the 15th.
 
 One statement builds the whole report: a row per showtime and per (seat type, ticket
 type) it sold, with the showtime's own counts beside; the rows are folded per showtime,
@@ -19,7 +20,8 @@ reservation, e.g. holds created and holds confirmed) or in ``lines_per_showtime`
 ticket, e.g. partially cancelled lines by their ``cancelled_at``, or checked-in tickets
 through a subquery over tickets), its name in ``SHOWTIME_COUNTS`` or ``LINE_COUNTS``,
 and a field in ``schemas.ReportFiguresSchema``: the showtime rows, the movies, the days,
-the totals and the CSV then carry it.
+the totals and the CSV then carry it. A ratio of two counts (a hold conversion rate,
+beside ``utilization_percent``) goes into ``add_ratios``.
 """
 
 import csv
@@ -49,6 +51,11 @@ JSON, CSV = s.REPORT_FORMATS
 
 SOLD = Reservation.status == CONFIRMED
 CANCELLED_WHOLE = Reservation.status == CANCELLED
+# A ticket line sold, and one given back. With lines cancelled on their own (a
+# ``cancelled_at`` per line), a sold line is also one without it, and a line given back
+# is one of a cancelled reservation or one with it.
+LINE_SOLD = SOLD
+LINE_CANCELLED = CANCELLED_WHOLE
 # A showtime's own counts (one value per showtime).
 SHOWTIME_COUNTS = ("seats_total", "reservations", "cancelled_reservations")
 # Counts per (showtime, seat type, ticket type), added up per showtime.
@@ -118,14 +125,14 @@ def lines_per_showtime():
             Reservation.showtime_id,
             reservation_seats.c.seat_type,
             reservation_seats.c.ticket_type,
-            func.count().filter(SOLD).label("tickets_sold"),
-            func.coalesce(func.sum(price).filter(SOLD), 0).label("revenue"),
-            func.count().filter(CANCELLED_WHOLE).label("cancelled_tickets"),
-            func.coalesce(func.sum(price).filter(CANCELLED_WHOLE), 0).label("cancelled_revenue"),
+            func.count().filter(LINE_SOLD).label("tickets_sold"),
+            func.coalesce(func.sum(price).filter(LINE_SOLD), 0).label("revenue"),
+            func.count().filter(LINE_CANCELLED).label("cancelled_tickets"),
+            func.coalesce(func.sum(price).filter(LINE_CANCELLED), 0).label("cancelled_revenue"),
         )
         .select_from(reservation_seats)
         .join(Reservation, Reservation.id == reservation_seats.c.reservation_id)
-        .where(or_(SOLD, CANCELLED_WHOLE))
+        .where(or_(LINE_SOLD, LINE_CANCELLED))
         .group_by(Reservation.showtime_id, reservation_seats.c.seat_type, reservation_seats.c.ticket_type)
         .subquery()
     )
@@ -168,12 +175,17 @@ def percent(part: int, whole: int) -> float:
     return round(100 * part / whole, 1) if whole else 0.0
 
 
+def add_ratios(figures: dict) -> dict:
+    """What follows from the counts, for a showtime row and for each sum alike."""
+    figures["utilization_percent"] = percent(figures["tickets_sold"], figures["seats_total"])
+    return figures
+
+
 def summed(rows: list[dict], **identity) -> dict:
     figures = {**identity, "showtime_count": len(rows)}
     for name in COUNTS:
         figures[name] = sum(row[name] for row in rows)
-    figures["utilization_percent"] = percent(figures["tickets_sold"], figures["seats_total"])
-    return figures
+    return add_ratios(figures)
 
 
 def build_report(args) -> dict:
@@ -197,7 +209,7 @@ def build_report(args) -> dict:
                 breakdown[kind][0] += line["tickets_sold"]
                 breakdown[kind][1] += line["revenue"]
     for row in showtimes:
-        row["utilization_percent"] = percent(row["tickets_sold"], row["seats_total"])
+        add_ratios(row)
 
     movies, days = defaultdict(list), defaultdict(list)
     for row in showtimes:
