@@ -19,9 +19,10 @@ Adding a figure: a labelled column in ``bookings_per_showtime`` (counted per
 reservation, e.g. holds created and holds confirmed) or in ``lines_per_showtime`` (per
 ticket, e.g. partially cancelled lines by their ``cancelled_at``, or checked-in tickets
 through a subquery over tickets), its name in ``SHOWTIME_COUNTS`` or ``LINE_COUNTS``,
-and a field in ``schemas.ReportFiguresSchema``: the showtime rows, the movies, the days,
-the totals and the CSV then carry it. A ratio of two counts (a hold conversion rate,
-beside ``utilization_percent``) goes into ``add_ratios``.
+and a field in ``schemas.ReportFiguresSchema`` (named in ``REPORT_FIGURES``): the
+showtime rows, the movies, the days, the totals and the CSV then carry it. A ratio of
+two counts (a hold conversion rate, beside ``utilization_percent``) goes into
+``add_ratios``.
 """
 
 import csv

@@ -917,6 +917,7 @@ class ReportQuerySchema(Schema):
     )
 
 
+# The fields of ReportFiguresSchema, in their order in every part of the report.
 REPORT_FIGURES = (
     "seats_total", "tickets_sold", "utilization_percent", "reservations", "revenue",
     "cancelled_reservations", "cancelled_tickets", "cancelled_revenue",
@@ -941,9 +942,8 @@ class ReportShowtimeSchema(ReportFiguresSchema):
 
     class Meta:
         fields = (
-            "showtime_id", "movie_id", "movie_title", "start_time", "day", "hall", "seats_total",
-            "seats_booked", "utilization_percent", "reservations", "revenue",
-            "cancelled_reservations", "cancelled_tickets", "cancelled_revenue",
+            "showtime_id", "movie_id", "movie_title", "start_time", "day", "hall",
+            *("seats_booked" if name == "tickets_sold" else name for name in REPORT_FIGURES),
         )
 
     showtime_id = fields.Integer()
@@ -984,11 +984,15 @@ class ReportTicketTypeSchema(Schema):
     revenue = Dollars()
 
 
+REPORT_FIRST_FIGURES = ("reservations", "tickets_sold", "revenue", "cancelled_reservations")
+
+
 class ReportSchema(ReportFiguresSchema):
     class Meta:
+        # The four figures the report began with first, under their first names.
         fields = (
             "total_reservations", "tickets_sold", "revenue_estimate", "cancelled_reservations",
-            "cancelled_tickets", "cancelled_revenue", "seats_total", "utilization_percent",
+            *(name for name in REPORT_FIGURES if name not in REPORT_FIRST_FIGURES),
             "showtime_count", "time_zone", "movies", "days", "seat_types", "ticket_types", "showtimes",
         )
 

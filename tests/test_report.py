@@ -417,3 +417,16 @@ def test_the_hall_filter_takes_a_halls_name_in_any_case(cinema):
 def test_bad_hall_and_format_values_are_refused(cinema, query, field):
     body = assert_error(cinema.client.get(f"/admin/report{query}", headers=cinema.admin), 400)
     assert field in body.get("errors", {}), body
+
+
+def test_every_figure_is_in_every_part_of_the_report(cinema):
+    """A figure added to ReportFiguresSchema reaches the rows, the movies, the days and the totals."""
+    import schemas as s
+
+    assert set(s.REPORT_FIGURES) == set(s.ReportFiguresSchema().fields) == FIGURES
+    cinema.showtime_with_seats()
+    body = report(cinema)
+    for part in (body["movies"][0], body["days"][0]):
+        assert FIGURES <= set(part)
+    assert FIGURES - {"tickets_sold"} <= set(body["showtimes"][0])
+    assert FIGURES - set(s.REPORT_FIRST_FIGURES) <= set(body)
