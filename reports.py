@@ -163,7 +163,7 @@ def report_statement(args):
         .outerjoin(lines, lines.c.showtime_id == Showtime.id)
         # Archived showtimes stay in the report while they have booking history.
         .where(or_(Showtime.deleted_at.is_(None), bookings.c.showtime_id.is_not(None)))
-        .order_by(Showtime.start_time, Showtime.id, lines.c.seat_type, lines.c.ticket_type)
+        .order_by(Showtime.start_time, Showtime.id)
     )
     if args.get("hall"):
         # The hall as it is named now (a renamed hall's showtimes follow it), any case.
