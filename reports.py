@@ -15,14 +15,14 @@ One statement builds the whole report: a row per showtime and per (seat type, ti
 type) it sold, with the showtime's own counts beside; the rows are folded per showtime,
 then summed per movie, per day and in total in Python (exact: integers).
 
-Adding a figure: a labelled column in ``bookings_per_showtime`` (counted per
-reservation, e.g. holds created and holds confirmed) or in ``lines_per_showtime`` (per
-ticket, e.g. partially cancelled lines by their ``cancelled_at``, or checked-in tickets
-through a subquery over tickets), its name in ``SHOWTIME_COUNTS`` or ``LINE_COUNTS``,
-and a field in ``schemas.ReportFiguresSchema`` (named in ``REPORT_FIGURES``): the
-showtime rows, the movies, the days, the totals and the CSV then carry it. A ratio of
-two counts (a hold conversion rate, beside ``utilization_percent``) goes into
-``add_ratios``.
+Adding a figure: a count per reservation goes into ``bookings_per_showtime`` and
+``BOOKING_COUNTS`` (holds created, holds confirmed); a count per ticket line into
+``lines_per_showtime`` and ``LINE_COUNTS`` (lines cancelled on their own, see
+``LINE_SOLD``); a count from another table gets a per-showtime subquery joined like
+``seats`` and its name in ``SHOWTIME_COUNTS`` (tickets checked in). Then a field in
+``schemas.ReportFiguresSchema``, named in ``REPORT_FIGURES``: the showtime rows, the
+movies, the days, the totals and the CSV carry it. A ratio of two counts (a hold
+conversion rate, beside ``utilization_percent``) goes into ``add_ratios``.
 """
 
 import csv
@@ -57,8 +57,9 @@ CANCELLED_WHOLE = Reservation.status == CANCELLED
 # is one of a cancelled reservation or one with it.
 LINE_SOLD = SOLD
 LINE_CANCELLED = CANCELLED_WHOLE
-# A showtime's own counts (one value per showtime).
-SHOWTIME_COUNTS = ("seats_total", "reservations", "cancelled_reservations")
+# A showtime's own counts (one value per showtime): its seats, and its reservations'.
+BOOKING_COUNTS = ("reservations", "cancelled_reservations")
+SHOWTIME_COUNTS = ("seats_total", *BOOKING_COUNTS)
 # Counts per (showtime, seat type, ticket type), added up per showtime.
 LINE_COUNTS = ("tickets_sold", "revenue", "cancelled_tickets", "cancelled_revenue")
 # What adds up from showtimes to movies, days and the totals.
@@ -152,7 +153,7 @@ def report_statement(args):
             Showtime.start_time,
             Showtime.hall,
             func.coalesce(seats.c.seats_total, 0).label("seats_total"),
-            *(func.coalesce(bookings.c[name], 0).label(name) for name in SHOWTIME_COUNTS[1:]),
+            *(func.coalesce(bookings.c[name], 0).label(name) for name in BOOKING_COUNTS),
             lines.c.seat_type,
             lines.c.ticket_type,
             *(func.coalesce(lines.c[name], 0).label(name) for name in LINE_COUNTS),
@@ -187,6 +188,11 @@ def summed(rows: list[dict], **identity) -> dict:
     for name in COUNTS:
         figures[name] = sum(row[name] for row in rows)
     return add_ratios(figures)
+
+
+def seat_type_order(seat_type: str) -> tuple:
+    """As SEAT_TYPES lists them (standard first), any other after them."""
+    return (SEAT_TYPES.index(seat_type), "") if seat_type in SEAT_TYPES else (len(SEAT_TYPES), seat_type)
 
 
 def build_report(args) -> dict:
@@ -224,7 +230,7 @@ def build_report(args) -> dict:
     report["days"] = [summed(rows, day=day) for day, rows in sorted(days.items())]
     report["seat_types"] = [
         {"seat_type": kind, "tickets_sold": tickets, "revenue": revenue}
-        for kind, (tickets, revenue) in sorted(by_seat_type.items(), key=lambda item: SEAT_TYPES.index(item[0]))
+        for kind, (tickets, revenue) in sorted(by_seat_type.items(), key=lambda item: seat_type_order(item[0]))
     ]
     report["ticket_types"] = [
         {"ticket_type": kind, "tickets_sold": tickets, "revenue": revenue}
