@@ -264,6 +264,18 @@ HOLD_EXAMPLE = {
     "hall": "Main",
 }
 
+# One showtime's figures in the report's example, which is also its movie's and its day's.
+REPORT_FIGURES_EXAMPLE = {
+    "seats_total": 120,
+    "tickets_sold": 3,
+    "utilization_percent": 2.5,
+    "reservations": 2,
+    "revenue": 30.0,
+    "cancelled_reservations": 1,
+    "cancelled_tickets": 2,
+    "cancelled_revenue": 20.0,
+}
+
 # Examples from the HTTP contract, shown by the docs page and tried by "Try it out";
 # the requests work on the demo data (flask --app app seed-demo).
 EXAMPLES = {
@@ -337,20 +349,39 @@ EXAMPLES = {
         "tickets_sold": 3,
         "revenue_estimate": 30.0,
         "cancelled_reservations": 1,
+        "seats_total": 120,
+        "utilization_percent": 2.5,
+        "cancelled_tickets": 2,
+        "cancelled_revenue": 20.0,
+        "showtime_count": 1,
+        "time_zone": "UTC",
+        "movies": [{"movie_id": 1, "movie_title": "Inception", "showtime_count": 1, **REPORT_FIGURES_EXAMPLE}],
+        "days": [{"day": "2030-05-01", "showtime_count": 1, **REPORT_FIGURES_EXAMPLE}],
+        "seat_types": [{"seat_type": "standard", "tickets_sold": 3, "revenue": 30.0}],
+        "ticket_types": [{"ticket_type": "adult", "tickets_sold": 3, "revenue": 30.0}],
         "showtimes": [
             {
                 "showtime_id": 3,
+                "movie_id": 1,
                 "movie_title": "Inception",
                 "start_time": "2030-05-01T18:00:00+00:00",
+                "day": "2030-05-01",
                 "hall": "Main",
-                "seats_total": 120,
                 "seats_booked": 3,
-                "utilization_percent": 2.5,
-                "revenue": 30.0,
+                **{name: value for name, value in REPORT_FIGURES_EXAMPLE.items() if name != "tickets_sold"},
             }
         ],
     },
     "health": {"status": "ok", "database": "ok"},
+}
+
+
+# GET /admin/report?format=csv: the rows of the example above, as a spreadsheet opens them.
+REPORT_CSV_CONTENT = {
+    "schema": {"type": "string", "description": "UTF-8 with a byte order mark, CRLF line ends, a header row"},
+    "example": "showtime_id,movie_id,movie_title,start_time,day,hall,seats_total,seats_booked,"
+    "utilization_percent,reservations,revenue,cancelled_reservations,cancelled_tickets,cancelled_revenue\r\n"
+    "3,1,Inception,2030-05-01T18:00:00+00:00,2030-05-01,Main,120,3,2.5,2,30.00,1,2,20.00\r\n",
 }
 
 

@@ -981,15 +981,36 @@ def cancel_reservation(reservation_id):
 @admin_required
 @admin_blp.arguments(s.ReportQuerySchema, location="query")
 @admin_blp.response(200, s.ReportSchema, example=apidoc.EXAMPLES["report"])
+@admin_blp.doc(responses={200: {"content": {reports.CSV_MEDIA_TYPE: apidoc.REPORT_CSV_CONTENT}}})
 @admin_blp.alt_response(304, description="Not modified (If-None-Match)")
 def admin_report(args):
-    """Bookings, tickets, revenue and utilisation, per showtime and in total; carries an ETag."""
-    tag = reports.report_tag()
-    cached = not_modified(tag)
-    if cached:
-        return cached
-    body = reports.report_body(tag, args, current_app.extensions["report_bodies"])
-    return current_app.response_class(body, mimetype="application/json", headers=etag_header(tag))
+    """Bookings, tickets, revenue, occupancy and cancellations: per showtime, movie, day, seat and ticket type.
+
+    Money is in dollars, summed exactly from cents; a day is a showtime's local date in
+    CINEMA_TIMEZONE. `?format=csv` (or `Accept: text/csv` without `format`) answers the
+    per-showtime rows as a CSV file for spreadsheets. Carries an ETag (one per format).
+    """
+    output = args.pop("output", None) or report_format_accepted()
+    tag = reports.report_tag(output)
+    response = not_modified(tag)
+    if response is None:
+        body = reports.report_body(tag, args, output, current_app.extensions["report_bodies"])
+        if output == reports.CSV:
+            response = current_app.response_class(
+                body, content_type=f"{reports.CSV_MEDIA_TYPE}; charset=utf-8; header=present", headers=etag_header(tag)
+            )
+            response.headers["Content-Disposition"] = 'attachment; filename="report.csv"'
+        else:
+            response = current_app.response_class(body, mimetype="application/json", headers=etag_header(tag))
+    # The same URL answers JSON or CSV by Accept: caches must keep them apart.
+    response.vary.add("Accept")
+    return response
+
+
+def report_format_accepted() -> str:
+    """CSV when the client's Accept prefers text/csv to JSON; JSON otherwise (also for */*)."""
+    best = request.accept_mimetypes.best_match(("application/json", reports.CSV_MEDIA_TYPE))
+    return reports.CSV if best == reports.CSV_MEDIA_TYPE else reports.JSON
 
 
 @health_blp.route("/health", methods=["GET"])

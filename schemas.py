@@ -981,29 +981,118 @@ class PriceTableSchema(Schema):
 # ---- report -----------------------------------------------------------------------
 
 
+REPORT_FORMATS = ("json", "csv")
+
+
 class ReportQuerySchema(Schema):
     from_ = LocalDateTime(data_key="from")
     to = LocalDateTime()
     movie_id = QueryId()
+    hall = Text(
+        validate=validate.Length(min=1, max=50),
+        metadata={"description": "Only showtimes in this hall (its name, any case)", "example": "Main"},
+    )
+    # Not "format": that name is the showtime filter of the listings (2D, IMAX, ...).
+    output = fields.String(
+        data_key="format",
+        validate=validate.OneOf(REPORT_FORMATS),
+        metadata={"description": "json (the default) or csv: the per-showtime rows as a spreadsheet "
+                  "file; without it, Accept: text/csv asks for the CSV"},
+    )
 
 
-class ReportShowtimeSchema(Schema):
+# The fields of ReportFiguresSchema, in their order in every part of the report.
+REPORT_FIGURES = (
+    "seats_total", "tickets_sold", "utilization_percent", "reservations", "revenue",
+    "cancelled_reservations", "cancelled_tickets", "cancelled_revenue",
+)
+
+
+class ReportFiguresSchema(Schema):
+    """What is counted per showtime, and summed per movie, per day and in total."""
+
+    seats_total = fields.Integer()
+    tickets_sold = fields.Integer(metadata={"description": "Seats of confirmed reservations"})
+    utilization_percent = fields.Float(metadata={"description": "tickets_sold / seats_total, one decimal"})
+    reservations = fields.Integer(metadata={"description": "Confirmed reservations"})
+    revenue = Dollars(metadata={"description": "What the tickets sold were sold for"})
+    cancelled_reservations = fields.Integer()
+    cancelled_tickets = fields.Integer(metadata={"description": "Seats of cancelled reservations"})
+    cancelled_revenue = Dollars(metadata={"description": "What the cancelled tickets had been sold for"})
+
+
+class ReportShowtimeSchema(ReportFiguresSchema):
+    """One showtime's row; also the CSV's columns, in this order."""
+
+    class Meta:
+        fields = (
+            "showtime_id", "movie_id", "movie_title", "start_time", "day", "hall",
+            *("seats_booked" if name == "tickets_sold" else name for name in REPORT_FIGURES),
+        )
+
     showtime_id = fields.Integer()
+    movie_id = fields.Integer()
     movie_title = fields.String()
     start_time = LocalDateTime()
+    day = fields.Date(metadata={"description": "The local date of start_time (CINEMA_TIMEZONE)"})
     hall = fields.String()
-    seats_total = fields.Integer()
-    seats_booked = fields.Integer()
-    utilization_percent = fields.Float()
+    seats_booked = fields.Integer(attribute="tickets_sold", metadata={"description": "Tickets sold"})
+
+
+class ReportMovieSchema(ReportFiguresSchema):
+    class Meta:
+        fields = ("movie_id", "movie_title", "showtime_count", *REPORT_FIGURES)
+
+    movie_id = fields.Integer()
+    movie_title = fields.String()
+    showtime_count = fields.Integer()
+
+
+class ReportDaySchema(ReportFiguresSchema):
+    class Meta:
+        fields = ("day", "showtime_count", *REPORT_FIGURES)
+
+    day = fields.Date(metadata={"description": "A local date (CINEMA_TIMEZONE): its showtimes' figures"})
+    showtime_count = fields.Integer()
+
+
+class ReportSeatTypeSchema(Schema):
+    seat_type = fields.String()
+    tickets_sold = fields.Integer()
     revenue = Dollars()
 
 
-class ReportSchema(Schema):
-    total_reservations = fields.Integer()
+class ReportTicketTypeSchema(Schema):
+    ticket_type = fields.String(metadata={"description": "A ticket type's code"})
     tickets_sold = fields.Integer()
-    revenue_estimate = Dollars()
-    cancelled_reservations = fields.Integer()
-    showtimes = fields.List(fields.Nested(ReportShowtimeSchema))
+    revenue = Dollars()
+
+
+REPORT_FIRST_FIGURES = ("reservations", "tickets_sold", "revenue", "cancelled_reservations")
+
+
+class ReportSchema(ReportFiguresSchema):
+    class Meta:
+        # The four figures the report began with first, under their first names.
+        fields = (
+            "total_reservations", "tickets_sold", "revenue_estimate", "cancelled_reservations",
+            *(name for name in REPORT_FIGURES if name not in REPORT_FIRST_FIGURES),
+            "showtime_count", "time_zone", "movies", "days", "seat_types", "ticket_types", "showtimes",
+        )
+
+    total_reservations = fields.Integer(attribute="reservations", metadata={"description": "Confirmed reservations"})
+    revenue_estimate = Dollars(attribute="revenue", metadata={"description": "What the tickets sold were sold for"})
+    time_zone = fields.String(metadata={"description": "The zone of the days (CINEMA_TIMEZONE)"})
+    showtime_count = fields.Integer()
+    movies = fields.List(fields.Nested(ReportMovieSchema), metadata={"description": "By title"})
+    days = fields.List(fields.Nested(ReportDaySchema), metadata={"description": "By date"})
+    seat_types = fields.List(
+        fields.Nested(ReportSeatTypeSchema), metadata={"description": "Types that sold a ticket, standard first"}
+    )
+    ticket_types = fields.List(
+        fields.Nested(ReportTicketTypeSchema), metadata={"description": "Types that sold a ticket, by code"}
+    )
+    showtimes = fields.List(fields.Nested(ReportShowtimeSchema), metadata={"description": "By start time"})
 
 
 class HealthSchema(Schema):

@@ -8,12 +8,34 @@ import pytest
 from conftest import assert_error, future
 from models import Showtime, db
 
+FIGURES = {
+    "seats_total",
+    "tickets_sold",
+    "utilization_percent",
+    "reservations",
+    "revenue",
+    "cancelled_reservations",
+    "cancelled_tickets",
+    "cancelled_revenue",
+}
+# The keys the report always had, then what it gained.
 REPORT_KEYS = {
     "total_reservations",
     "tickets_sold",
     "revenue_estimate",
     "cancelled_reservations",
     "showtimes",
+} | {
+    "cancelled_tickets",
+    "cancelled_revenue",
+    "seats_total",
+    "utilization_percent",
+    "showtime_count",
+    "time_zone",
+    "movies",
+    "days",
+    "seat_types",
+    "ticket_types",
 }
 SHOWTIME_KEYS = {
     "showtime_id",
@@ -23,7 +45,7 @@ SHOWTIME_KEYS = {
     "seats_booked",
     "utilization_percent",
     "revenue",
-}
+} | {"movie_id", "day", "hall", "reservations", "cancelled_reservations", "cancelled_tickets", "cancelled_revenue"}
 
 
 def report(cinema, query=""):
@@ -53,6 +75,16 @@ def test_empty_report(cinema):
         "tickets_sold": 0,
         "revenue_estimate": 0,
         "cancelled_reservations": 0,
+        "cancelled_tickets": 0,
+        "cancelled_revenue": 0,
+        "seats_total": 0,
+        "utilization_percent": 0,
+        "showtime_count": 0,
+        "time_zone": "UTC",
+        "movies": [],
+        "days": [],
+        "seat_types": [],
+        "ticket_types": [],
         "showtimes": [],
     }
 
@@ -78,7 +110,7 @@ def test_report_counts_confirmed_bookings_and_cancellations_apart(cinema):
     assert [row["showtime_id"] for row in body["showtimes"]] == [cheap["id"], dear["id"]]
     rows = rows_by_id(body)
     for row in rows.values():
-        assert SHOWTIME_KEYS <= set(row)
+        assert set(row) == SHOWTIME_KEYS
     assert rows[cheap["id"]]["movie_title"] == "Heat"
     assert rows[cheap["id"]]["start_time"] == cheap["start_time"]
     assert rows[cheap["id"]]["seats_total"] == 20
@@ -219,3 +251,182 @@ def test_report_is_for_admins_only(cinema):
     assert_error(cinema.client.get("/admin/report", headers=user), 403)
     assert_error(cinema.client.get("/admin/report"), 401)
     assert_error(cinema.client.get("/admin/report", headers={"Authorization": "Bearer not-a-token"}), 401)
+
+
+# ---- what the report gained: types, cancellations, movies, days, halls -------------------
+
+
+def book_tickets(cinema, headers, showtime_id, tickets):
+    response = cinema.client.post(
+        "/reservations",
+        json={"showtime_id": showtime_id, "tickets": [{"seat": seat, "ticket_type": kind} for seat, kind in tickets]},
+        headers=headers,
+    )
+    assert response.status_code == 201, response.json
+    return response.json["reservation"]
+
+
+def test_tickets_and_revenue_per_seat_type_and_ticket_type(cinema):
+    showtime = cinema.showtime_with_seats(price=10, prices={"premium": 14.25})
+    added = cinema.client.post(
+        "/seats", json={"showtime_id": showtime["id"], "seats": ["C1", "C2", "C3", "C4"], "type": "premium"},
+        headers=cinema.admin,
+    )
+    assert added.status_code == 201, added.json
+    user = cinema.user()
+    book_tickets(cinema, user, showtime["id"], [("A1", "adult"), ("A2", "child"), ("C1", "adult")])
+    book_tickets(cinema, user, showtime["id"], [("C2", "senior"), ("C4", "child")])
+    cancelled = book_tickets(cinema, user, showtime["id"], [("C3", "student"), ("B1", "adult")])
+    assert cinema.client.delete(f"/reservations/{cancelled['id']}", headers=user).status_code == 200
+
+    body = report(cinema)
+
+    # standard 10.00 / child 6.00; premium 14.25 / senior 12.25 / child 8.55 (60 %, to the cent)
+    assert body["seat_types"] == [
+        {"seat_type": "standard", "tickets_sold": 2, "revenue": 16.0},
+        {"seat_type": "premium", "tickets_sold": 3, "revenue": 35.05},
+    ]
+    assert body["ticket_types"] == [
+        {"ticket_type": "adult", "tickets_sold": 2, "revenue": 24.25},
+        {"ticket_type": "child", "tickets_sold": 2, "revenue": 14.55},
+        {"ticket_type": "senior", "tickets_sold": 1, "revenue": 12.25},
+    ]
+    assert body["revenue_estimate"] == 51.05
+    assert body["tickets_sold"] == 5
+    # The cancelled booking: student on premium 12.75, adult on standard 10.00.
+    assert (body["cancelled_reservations"], body["cancelled_tickets"], body["cancelled_revenue"]) == (1, 2, 22.75)
+    row = rows_by_id(body)[showtime["id"]]
+    assert (row["reservations"], row["seats_booked"], row["revenue"]) == (2, 5, 51.05)
+    assert (row["cancelled_reservations"], row["cancelled_tickets"], row["cancelled_revenue"]) == (1, 2, 22.75)
+    assert row["seats_total"] == 24 and row["utilization_percent"] == pytest.approx(20.8)
+
+
+def test_held_reservations_are_neither_sold_nor_cancelled(app, cinema):
+    from models import HELD, Reservation
+
+    showtime = cinema.showtime_with_seats(price=10)
+    user = cinema.user()
+    held = book(cinema, user, showtime["id"], ["A1", "A2"])
+    with app.app_context():
+        db.session.get(Reservation, held["id"]).status = HELD
+        db.session.get(Showtime, showtime["id"]).version += 1
+        db.session.commit()
+
+    body = report(cinema)
+    assert (body["total_reservations"], body["tickets_sold"], body["revenue_estimate"]) == (0, 0, 0)
+    assert (body["cancelled_reservations"], body["cancelled_tickets"]) == (0, 0)
+    assert body["seat_types"] == [] and body["ticket_types"] == []
+
+
+@pytest.fixture
+def berlin(tmp_path):
+    """A cinema in Europe/Berlin (UTC+1 in January)."""
+    from app import create_app
+    from conftest import Cinema, test_config
+
+    return Cinema(create_app(test_config(tmp_path, CINEMA_TIMEZONE="Europe/Berlin")).test_client())
+
+
+def test_totals_per_movie_and_per_local_day(berlin):
+    heat = berlin.movie(title="Heat", duration_minutes=100)
+    alien = berlin.movie(title="alien", duration_minutes=100)  # sorted by title, any case
+    # 23:30 and 00:30 in Berlin are 22:30 and 23:30 UTC: one UTC date, two local days.
+    late = berlin.showtime_with_seats(movie_id=heat["id"], start_time="2030-01-15T23:30:00", hall="One", price=10)
+    night = berlin.showtime_with_seats(movie_id=heat["id"], start_time="2030-01-16T00:30:00", hall="Two", price=8)
+    evening = berlin.showtime_with_seats(movie_id=alien["id"], start_time="2030-01-15T18:00:00", hall="One", price=12)
+    user = berlin.user()
+    book(berlin, user, late["id"], ["A1", "A2"])
+    book(berlin, user, night["id"], ["A1"])
+    book(berlin, user, evening["id"], ["A1", "A2", "A3"])
+    gone = book(berlin, user, night["id"], ["B1", "B2"])
+    assert berlin.client.delete(f"/reservations/{gone['id']}", headers=user).status_code == 200
+
+    body = report(berlin)
+
+    assert body["time_zone"] == "Europe/Berlin"
+    rows = rows_by_id(body)
+    assert rows[late["id"]]["day"] == "2030-01-15" and rows[night["id"]]["day"] == "2030-01-16"
+    assert rows[night["id"]]["start_time"] == "2030-01-16T00:30:00+01:00"
+    assert body["days"] == [
+        {"day": "2030-01-15", "showtime_count": 2, "seats_total": 40, "tickets_sold": 5, "utilization_percent": 12.5,
+         "reservations": 2, "revenue": 56.0, "cancelled_reservations": 0, "cancelled_tickets": 0,
+         "cancelled_revenue": 0},
+        {"day": "2030-01-16", "showtime_count": 1, "seats_total": 20, "tickets_sold": 1, "utilization_percent": 5.0,
+         "reservations": 1, "revenue": 8.0, "cancelled_reservations": 1, "cancelled_tickets": 2,
+         "cancelled_revenue": 16.0},
+    ]
+    assert body["movies"] == [
+        {"movie_id": alien["id"], "movie_title": "alien", "showtime_count": 1, "seats_total": 20, "tickets_sold": 3,
+         "utilization_percent": 15.0, "reservations": 1, "revenue": 36.0, "cancelled_reservations": 0,
+         "cancelled_tickets": 0, "cancelled_revenue": 0},
+        {"movie_id": heat["id"], "movie_title": "Heat", "showtime_count": 2, "seats_total": 40, "tickets_sold": 3,
+         "utilization_percent": 7.5, "reservations": 2, "revenue": 28.0, "cancelled_reservations": 1,
+         "cancelled_tickets": 2, "cancelled_revenue": 16.0},
+    ]
+    assert (body["showtime_count"], body["seats_total"], body["utilization_percent"]) == (3, 60, 10.0)
+    # A from/to bound in local time cuts between the two local days.
+    next_day = report(berlin, "?from=2030-01-16T00:00:00")
+    assert [day["day"] for day in next_day["days"]] == ["2030-01-16"]
+    assert [row["showtime_id"] for row in next_day["showtimes"]] == [night["id"]]
+
+
+def test_the_hall_filter_takes_a_halls_name_in_any_case(cinema):
+    movie = cinema.movie(title="Heat")
+    main = cinema.showtime_with_seats(movie_id=movie["id"], hall="Main", price=10)
+    studio = cinema.showtime_with_seats(movie_id=movie["id"], hall="Studio 2", price=10)
+    other = cinema.showtime_with_seats(movie_id=cinema.movie(title="Up")["id"], hall="Studio 2", price=10,
+                                       start_time=future(days=40))
+    user = cinema.user()
+    book(cinema, user, main["id"], ["A1"])
+    book(cinema, user, studio["id"], ["A1", "A2"])
+    book(cinema, user, other["id"], ["A1", "A2", "A3"])
+
+    def ids(query):
+        return [row["showtime_id"] for row in report(cinema, query)["showtimes"]]
+
+    assert ids("?hall=Main") == [main["id"]]
+    assert ids("?hall=STUDIO%20%202") == [studio["id"], other["id"]]  # case and spaces folded
+    in_studio = report(cinema, "?hall=studio 2")
+    assert (in_studio["tickets_sold"], in_studio["revenue_estimate"], in_studio["total_reservations"]) == (5, 50, 2)
+    assert ids(f"?hall=studio 2&movie_id={movie['id']}") == [studio["id"]]
+    nowhere = report(cinema, "?hall=Nowhere")
+    assert nowhere["showtimes"] == [] and nowhere["tickets_sold"] == 0 and nowhere["movies"] == []
+
+    # A renamed hall: its showtimes answer to the new name, and show it.
+    halls = cinema.client.get("/halls", headers=cinema.admin).json
+    hall_id = next(hall["id"] for hall in halls if hall["name"] == "Studio 2")
+    renamed = cinema.client.put(f"/halls/{hall_id}", json={"name": "Studio Two"}, headers=cinema.admin)
+    assert renamed.status_code == 200, renamed.json
+    assert ids("?hall=studio 2") == []
+    body = report(cinema, "?hall=studio two")
+    assert [row["hall"] for row in body["showtimes"]] == ["Studio Two", "Studio Two"]
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("?hall=", "hall"),
+        ("?hall=" + "x" * 51, "hall"),
+        ("?hall=Main%01", "hall"),
+        ("?hall=Main%0A", "hall"),
+        ("?format=xml", "format"),
+        ("?format=CSV", "format"),
+        ("?format=", "format"),
+    ],
+)
+def test_bad_hall_and_format_values_are_refused(cinema, query, field):
+    body = assert_error(cinema.client.get(f"/admin/report{query}", headers=cinema.admin), 400)
+    assert field in body.get("errors", {}), body
+
+
+def test_every_figure_is_in_every_part_of_the_report(cinema):
+    """A figure added to ReportFiguresSchema reaches the rows, the movies, the days and the totals."""
+    import schemas as s
+
+    assert set(s.REPORT_FIGURES) == set(s.ReportFiguresSchema().fields) == FIGURES
+    cinema.showtime_with_seats()
+    body = report(cinema)
+    for part in (body["movies"][0], body["days"][0]):
+        assert FIGURES <= set(part)
+    assert FIGURES - {"tickets_sold"} <= set(body["showtimes"][0])
+    assert FIGURES - set(s.REPORT_FIRST_FIGURES) <= set(body)
