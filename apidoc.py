@@ -274,6 +274,9 @@ REPORT_FIGURES_EXAMPLE = {
     "cancelled_reservations": 1,
     "cancelled_tickets": 2,
     "cancelled_revenue": 20.0,
+    "holds_created": 2,
+    "holds_confirmed": 1,
+    "hold_conversion_percent": 50.0,
 }
 
 # Examples from the HTTP contract, shown by the docs page and tried by "Try it out";
@@ -353,6 +356,9 @@ EXAMPLES = {
         "utilization_percent": 2.5,
         "cancelled_tickets": 2,
         "cancelled_revenue": 20.0,
+        "holds_created": 2,
+        "holds_confirmed": 1,
+        "hold_conversion_percent": 50.0,
         "showtime_count": 1,
         "time_zone": "UTC",
         "movies": [{"movie_id": 1, "movie_title": "Inception", "showtime_count": 1, **REPORT_FIGURES_EXAMPLE}],
@@ -380,8 +386,9 @@ EXAMPLES = {
 REPORT_CSV_CONTENT = {
     "schema": {"type": "string", "description": "UTF-8 with a byte order mark, CRLF line ends, a header row"},
     "example": "showtime_id,movie_id,movie_title,start_time,day,hall,seats_total,seats_booked,"
-    "utilization_percent,reservations,revenue,cancelled_reservations,cancelled_tickets,cancelled_revenue\r\n"
-    "3,1,Inception,2030-05-01T18:00:00+00:00,2030-05-01,Main,120,3,2.5,2,30.00,1,2,20.00\r\n",
+    "utilization_percent,reservations,revenue,cancelled_reservations,cancelled_tickets,cancelled_revenue,"
+    "holds_created,holds_confirmed,hold_conversion_percent\r\n"
+    "3,1,Inception,2030-05-01T18:00:00+00:00,2030-05-01,Main,120,3,2.5,2,30.00,1,2,20.00,2,1,50.0\r\n",
 }
 
 

@@ -15,14 +15,17 @@ One statement builds the whole report: a row per showtime and per (seat type, ti
 type) it sold, with the showtime's own counts beside; the rows are folded per showtime,
 then summed per movie, per day and in total in Python (exact: integers).
 
+- holds: every reservation made as a hold (POST /holds) counts as created, those
+  confirmed since (cancelled or not) as confirmed; the conversion is their ratio.
+
 Adding a figure: a count per reservation goes into ``bookings_per_showtime`` and
-``BOOKING_COUNTS`` (holds created, holds confirmed); a count per ticket line into
+``BOOKING_COUNTS`` (as the holds do); a count per ticket line into
 ``lines_per_showtime`` and ``LINE_COUNTS`` (lines cancelled on their own, see
 ``LINE_SOLD``); a count from another table gets a per-showtime subquery joined like
 ``seats`` and its name in ``SHOWTIME_COUNTS`` (tickets checked in). Then a field in
 ``schemas.ReportFiguresSchema``, named in ``REPORT_FIGURES``: the showtime rows, the
 movies, the days, the totals and the CSV carry it. A ratio of two counts (a hold
-conversion rate, beside ``utilization_percent``) goes into ``add_ratios``.
+conversion rate) goes into ``add_ratios``.
 """
 
 import csv
@@ -52,13 +55,17 @@ JSON, CSV = s.REPORT_FORMATS
 
 SOLD = Reservation.status == CONFIRMED
 CANCELLED_WHOLE = Reservation.status == CANCELLED
+# A hold is a reservation made with an expiry (POST /holds); confirmed, it has a
+# confirmed_at and counts as sold or cancelled like any booking.
+HOLD = Reservation.expires_at.is_not(None)
+HOLD_CONFIRMED = HOLD & Reservation.confirmed_at.is_not(None)
 # A ticket line sold, and one given back. With lines cancelled on their own (a
 # ``cancelled_at`` per line), a sold line is also one without it, and a line given back
 # is one of a cancelled reservation or one with it.
 LINE_SOLD = SOLD
 LINE_CANCELLED = CANCELLED_WHOLE
 # A showtime's own counts (one value per showtime): its seats, and its reservations'.
-BOOKING_COUNTS = ("reservations", "cancelled_reservations")
+BOOKING_COUNTS = ("reservations", "cancelled_reservations", "holds_created", "holds_confirmed")
 SHOWTIME_COUNTS = ("seats_total", *BOOKING_COUNTS)
 # Counts per (showtime, seat type, ticket type), added up per showtime.
 LINE_COUNTS = ("tickets_sold", "revenue", "cancelled_tickets", "cancelled_revenue")
@@ -113,6 +120,8 @@ def bookings_per_showtime():
             Reservation.showtime_id,
             func.count(Reservation.id).filter(SOLD).label("reservations"),
             func.count(Reservation.id).filter(CANCELLED_WHOLE).label("cancelled_reservations"),
+            func.count(Reservation.id).filter(HOLD).label("holds_created"),
+            func.count(Reservation.id).filter(HOLD_CONFIRMED).label("holds_confirmed"),
         )
         .group_by(Reservation.showtime_id)
         .subquery()
@@ -180,6 +189,7 @@ def percent(part: int, whole: int) -> float:
 def add_ratios(figures: dict) -> dict:
     """What follows from the counts, for a showtime row and for each sum alike."""
     figures["utilization_percent"] = percent(figures["tickets_sold"], figures["seats_total"])
+    figures["hold_conversion_percent"] = percent(figures["holds_confirmed"], figures["holds_created"])
     return figures
 
 

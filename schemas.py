@@ -1005,6 +1005,7 @@ class ReportQuerySchema(Schema):
 REPORT_FIGURES = (
     "seats_total", "tickets_sold", "utilization_percent", "reservations", "revenue",
     "cancelled_reservations", "cancelled_tickets", "cancelled_revenue",
+    "holds_created", "holds_confirmed", "hold_conversion_percent",
 )
 
 
@@ -1019,6 +1020,9 @@ class ReportFiguresSchema(Schema):
     cancelled_reservations = fields.Integer()
     cancelled_tickets = fields.Integer(metadata={"description": "Seats of cancelled reservations"})
     cancelled_revenue = Dollars(metadata={"description": "What the cancelled tickets had been sold for"})
+    holds_created = fields.Integer(metadata={"description": "Seat holds made (POST /holds), whatever became of them"})
+    holds_confirmed = fields.Integer(metadata={"description": "Holds that became bookings (cancelled since or not)"})
+    hold_conversion_percent = fields.Float(metadata={"description": "holds_confirmed / holds_created, one decimal"})
 
 
 class ReportShowtimeSchema(ReportFiguresSchema):

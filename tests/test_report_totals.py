@@ -181,12 +181,27 @@ class DataSet:
             booked.append((response.json["reservation"]["id"], headers))
         for reservation_id, headers in booked[::4]:
             assert client.delete(f"/reservations/{reservation_id}", headers=headers).status_code == 200
+        # Holds: some confirmed (one of them cancelled since), some released, some left to lapse.
+        for number in range(9):
+            showtime = bookable[(number * 5 + 3) % len(bookable)]
+            headers = self.users[number % len(self.users)][1]
+            seats = [self.free[showtime["id"]].pop() for _ in range(1 + number % 2)]
+            held = client.post("/holds", json={"showtime_id": showtime["id"], "seats": seats}, headers=headers)
+            assert held.status_code == 201, held.json
+            hold_id = held.json["hold"]["id"]
+            if number % 3 == 0:
+                assert client.post("/reservations", json={"hold_id": hold_id}, headers=headers).status_code == 201
+                if number == 3:
+                    assert client.delete(f"/reservations/{hold_id}", headers=headers).status_code == 200
+            elif number % 3 == 1:
+                assert client.delete(f"/holds/{hold_id}", headers=headers).status_code == 200
         return len(booked)
 
 
 @pytest.fixture
 def berlin_cinema(tmp_path):
-    app = create_app(test_config(tmp_path, CINEMA_TIMEZONE="Europe/Berlin"))
+    # The bulk data gives each of the few guests dozens of seats a showtime: no seat limit here.
+    app = create_app(test_config(tmp_path, CINEMA_TIMEZONE="Europe/Berlin", MAX_SEATS_PER_USER_PER_SHOWTIME=10_000))
     return app, Cinema(app.test_client())
 
 
@@ -205,7 +220,9 @@ RESERVATIONS = (
     "SELECT {key} AS k, "
     "SUM(CASE WHEN r.status = 'confirmed' THEN 1 ELSE 0 END), "
     "SUM(CASE WHEN r.status = 'cancelled' THEN 1 ELSE 0 END), "
-    "SUM(CASE WHEN r.status = 'confirmed' THEN r.total_cents ELSE 0 END) "
+    "SUM(CASE WHEN r.status = 'confirmed' THEN r.total_cents ELSE 0 END), "
+    "SUM(CASE WHEN r.expires_at IS NOT NULL THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN r.expires_at IS NOT NULL AND r.status IN ('confirmed', 'cancelled') THEN 1 ELSE 0 END) "
     "FROM reservations r JOIN showtimes s ON s.id = r.showtime_id WHERE {where} GROUP BY 1"
 )
 SEATS = "SELECT {key} AS k, COUNT(*) FROM seats JOIN showtimes s ON s.id = seats.showtime_id WHERE {where} GROUP BY 1"
@@ -264,7 +281,8 @@ def expected_figures(filters, key, key_params=None) -> dict:
     def at(k):
         return figures.setdefault(str(k), dict.fromkeys(
             ("showtime_count", "seats_total", "tickets_sold", "revenue", "cancelled_tickets", "cancelled_revenue",
-             "reservations", "cancelled_reservations", "reservation_totals"), 0))
+             "reservations", "cancelled_reservations", "reservation_totals", "holds_created",
+             "holds_confirmed"), 0))
 
     for k, count in run(SHOWTIME_COUNT.format(key=key, where=where), params):
         at(k)["showtime_count"] = count
@@ -273,8 +291,9 @@ def expected_figures(filters, key, key_params=None) -> dict:
     for k, sold, revenue, cancelled, cancelled_revenue in run(LINES.format(key=key, where=where), params):
         at(k).update(tickets_sold=sold, revenue=revenue, cancelled_tickets=cancelled,
                      cancelled_revenue=cancelled_revenue)
-    for k, confirmed, cancelled, totals in run(RESERVATIONS.format(key=key, where=where), params):
-        at(k).update(reservations=confirmed, cancelled_reservations=cancelled, reservation_totals=totals)
+    for k, confirmed, cancelled, totals, holds, holds_confirmed in run(RESERVATIONS.format(key=key, where=where), params):
+        at(k).update(reservations=confirmed, cancelled_reservations=cancelled, reservation_totals=totals,
+                     holds_created=holds, holds_confirmed=holds_confirmed)
     return figures
 
 
@@ -297,7 +316,7 @@ def reported(item, names) -> dict:
 
 MONEY = ("revenue", "cancelled_revenue")
 SUMMED = ("seats_total", "tickets_sold", "revenue", "cancelled_tickets", "cancelled_revenue",
-          "reservations", "cancelled_reservations")
+          "reservations", "cancelled_reservations", "holds_created", "holds_confirmed")
 
 
 def percent(part, whole):
@@ -311,6 +330,9 @@ def check_group(listed, expected, key_of, showtime_counts=True):
         names = SUMMED + (("showtime_count",) if showtime_counts else ())
         assert reported(item, names) == {name: figures[name] for name in names}, item
         assert item["utilization_percent"] == Decimal(str(percent(figures["tickets_sold"], figures["seats_total"])))
+        assert item["hold_conversion_percent"] == Decimal(
+            str(percent(figures["holds_confirmed"], figures["holds_created"]))
+        )
         # What the reservations were sold for is what their lines were.
         assert figures["reservation_totals"] == figures["revenue"]
 
