@@ -21,7 +21,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 import apidoc
 from errors import Conflict, NotFound, error_response
-from models import RevokedToken, User, db, new_token_key, utcnow
+from models import ADMIN_ROLE, STAFF_ROLE, RevokedToken, User, db, new_token_key, utcnow
 
 log = logging.getLogger("cinema")
 
@@ -124,6 +124,17 @@ def admin_required(view):
     def wrapper(*args, **kwargs):
         if not current_user.is_admin:
             abort(403, message="Admins only.")
+        return view(*args, **kwargs)
+
+    return apidoc.document_security(jwt_required()(wrapper), 401, 403)
+
+
+def staff_required(view):
+    """An access token of door staff or an admin (re-checked in the database)."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not (current_user.is_staff or current_user.is_admin):
+            abort(403, message="Door staff and admins only.")
         return view(*args, **kwargs)
 
     return apidoc.document_security(jwt_required()(wrapper), 401, 403)
@@ -237,6 +248,22 @@ def promote(user_id: int) -> User:
     if user is None:
         raise NotFound(f"User {user_id} not found.")
     user.is_admin = True
+    db.session.commit()
+    return user
+
+
+def set_role(user_id: int, role: str, by: User) -> User:
+    """Make a user an admin, door staff or a plain user (idempotent).
+
+    Nobody changes their own role: the last admin cannot lock everyone out.
+    The guards read the role from the database, so it holds from the next request.
+    """
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"User {user_id} not found.")
+    if user.id == by.id and role != user.role:
+        raise Conflict("You cannot change your own role; ask another admin.")
+    user.is_admin, user.is_staff = role == ADMIN_ROLE, role == STAFF_ROLE
     db.session.commit()
     return user
 

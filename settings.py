@@ -1,5 +1,7 @@
 """Settings: the defaults, the environment (and .env), and the generated signing key."""
 
+import hashlib
+import hmac
 import os
 import secrets
 from datetime import timedelta
@@ -57,6 +59,15 @@ DEFAULTS = {
     # Hours a retried POST /reservations or DELETE with the same Idempotency-Key gets
     # the first answer back instead of running again.
     "IDEMPOTENCY_KEY_HOURS": 24,
+    # Guests may cancel seats until this many minutes before the start; admins until the start.
+    "CANCELLATION_CUTOFF_MINUTES": 30,
+    # The door admits a ticket from this many minutes before the start until the film ends.
+    "CHECK_IN_OPENS_MINUTES": 60,
+    # Unknown ticket secrets a client address may try (POST /check-ins answering 404).
+    "CHECK_IN_RATE_LIMIT": "30 per minute",
+    # Key of the ticket secrets (see tickets.py); derived from JWT_SECRET_KEY when unset.
+    # Changing it changes every secret shown: issued QR codes stop matching.
+    "TICKET_SECRET_KEY": None,
     "MAX_POSTER_BYTES": 5 * 1024 * 1024,
     # Width x height a poster's header may claim: more is refused before anyone decodes it.
     "MAX_POSTER_PIXELS": 50_000_000,
@@ -112,6 +123,10 @@ ENVIRONMENT = {
     "EMAIL_TIMEOUT": ("EMAIL_TIMEOUT", float),
     "EMAIL_PENDING_AFTER_MINUTES": ("EMAIL_PENDING_AFTER_MINUTES", int),
     "IDEMPOTENCY_KEY_HOURS": ("IDEMPOTENCY_KEY_HOURS", int),
+    "CANCELLATION_CUTOFF_MINUTES": ("CANCELLATION_CUTOFF_MINUTES", int),
+    "CHECK_IN_OPENS_MINUTES": ("CHECK_IN_OPENS_MINUTES", int),
+    "CHECK_IN_RATE_LIMIT": ("CHECK_IN_RATE_LIMIT", str),
+    "TICKET_SECRET_KEY": ("TICKET_SECRET_KEY", str),
     "MAX_POSTER_BYTES": ("MAX_POSTER_BYTES", int),
     "MAX_POSTER_PIXELS": ("MAX_POSTER_PIXELS", int),
     "POSTER_FOLDER": ("POSTER_FOLDER", str),
@@ -188,6 +203,22 @@ def configure(app):
             'with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
         )
     config["CLOUDINARY"] = posters.cloudinary_settings(config)
+    for name in ("CANCELLATION_CUTOFF_MINUTES", "CHECK_IN_OPENS_MINUTES"):
+        if not isinstance(config[name], int) or not 0 <= config[name] <= 7 * 24 * 60:
+            raise RuntimeError(f"{name}={config[name]!r} must be a number of minutes from 0 to 10080")
+    config["TICKET_KEY"] = ticket_key(config)
+
+
+def ticket_key(config) -> bytes:
+    """The key ticket secrets are made with: TICKET_SECRET_KEY, else one derived from JWT_SECRET_KEY."""
+    given = config["TICKET_SECRET_KEY"]
+    if given:
+        if len(given.encode()) < MINIMUM_SECRET_BYTES:
+            raise RuntimeError(f"TICKET_SECRET_KEY must be at least {MINIMUM_SECRET_BYTES} bytes long (UTF-8)")
+        return given.encode()
+    secret = config["JWT_SECRET_KEY"]
+    secret = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(secret, b"cinema ticket secrets", hashlib.sha256).digest()
 
 
 def rate_limit_storage_options(config) -> dict:
