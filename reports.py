@@ -59,7 +59,7 @@ def build_report(args) -> dict:
         select(Reservation.showtime_id, func.count().label("tickets"))
         .select_from(reservation_seats)
         .join(Reservation, Reservation.id == reservation_seats.c.reservation_id)
-        .where(confirmed)
+        .where(confirmed, reservation_seats.c.cancelled_at.is_(None))  # seats given back are not sold
         .group_by(Reservation.showtime_id)
         .subquery()
     )

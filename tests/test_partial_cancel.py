@@ -237,3 +237,14 @@ def test_a_change_notice_goes_out_through_resend(tmp_path, resend_fake):
     keys = {email.headers.get("Idempotency-Key") for email in (confirmation, first_change, second_change)}
     assert len(keys) == 3  # each change is an email of its own
     assert cinema.client.get(f"/reservations/{reservation['id']}", headers=owner).json["email_status"] == "sent"
+
+
+def test_the_report_counts_only_the_seats_kept(cinema):
+    reservation, owner, showtime = child_booking(cinema)
+
+    cancel(cinema, reservation, owner, ["A3"])
+
+    report = cinema.client.get("/admin/report", headers=cinema.admin).json
+    (row,) = [row for row in report["showtimes"] if row["showtime_id"] == showtime["id"]]
+    assert row["seats_booked"] == 2 and row["revenue"] == 16.0
+    assert report["tickets_sold"] == 2 and report["total_reservations"] == 1
