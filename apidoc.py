@@ -257,7 +257,7 @@ EXAMPLES = {
     "logged_in": {
         "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...",
         "refresh_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...",
-        "user": {"id": 2, "username": "demo_user", "is_admin": False},
+        "user": {"id": 2, "username": "demo_user", "is_admin": False, "role": "user"},
     },
     "promoted": {
         "message": "User promoted to admin successfully",

@@ -855,9 +855,15 @@ def seats_cancelled_answer(reservation, labels):
 
 
 def cancelled_before(key_row):
-    """A retried cancel whose change is committed but whose answer was never recorded."""
-    reservation = booking.get_reservation(int(request.view_args["reservation_id"]), current_user)
-    return {"message": "Cancelled", "cancelled_seats": reservation.cancelled_labels, "reservation": reservation}
+    """The answer to a cancel whose retry finds it committed but its answer unrecorded.
+
+    The retry has the first request's body (the key's fingerprint says so): the seats
+    it named, or, without seats, those the reservation held when it was cancelled.
+    """
+    reservation = booking.get_reservation(request.view_args["reservation_id"], current_user)
+    asked = {s.seat_label(label) for label in (request.get_json(silent=True) or {}).get("seats") or []}
+    labels = [line.seat.label for line in reservation.sorted_lines if line.seat.label in asked]
+    return seats_cancelled_answer(reservation, labels if asked else reservation.seat_labels)
 
 
 @tickets_blp.route("/reservations/<int:reservation_id>/cancel", methods=["POST"])

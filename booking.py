@@ -277,8 +277,7 @@ def cancel_seats(reservation_id: int, user, labels: list[str] | None = None) -> 
     reservation = db.session.scalar(
         reservation_query().where(Reservation.id == reservation_id).execution_options(populate_existing=True)
     )
-    given_back = [line.label for line in lines if line.seat_id in seat_ids]
-    return reservation, given_back
+    return reservation, [line.seat.label for line in reservation.sorted_lines if line.seat_id in seat_ids]
 
 
 def refuse_unless_confirmed(reservation_id: int, status: str):

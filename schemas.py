@@ -295,6 +295,7 @@ class LoginUserSchema(Schema):
     id = fields.Integer()
     username = fields.String()
     is_admin = fields.Boolean()
+    role = fields.String(metadata={"enum": list(USER_ROLES)})
 
 
 class RegisterResponseSchema(Schema):

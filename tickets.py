@@ -44,6 +44,7 @@ from models import (
     utcnow,
 )
 from scheduling import lock_showtimes
+from schemas import SEAT_LABEL_RE
 
 SECRET_BYTES = 20  # 160 bits; 32 base32 characters, no padding
 SECRET_RE = re.compile(r"^[A-Z2-7]{32}\Z")
@@ -191,6 +192,8 @@ def reissue(reservation: Reservation, label: str) -> dict:
     if film_end(reservation.showtime, reservation.showtime.movie.duration_minutes) <= utcnow():
         raise Conflict("The showtime has ended; its tickets can no longer be reissued.")
     label = label.strip().upper()
+    if not SEAT_LABEL_RE.match(label):
+        raise NotFound(f"Reservation {reservation.id} has no seat {label[:6]!r}.")
     line = db.session.execute(
         select(ReservationSeat.seat_id, ReservationSeat.cancelled_at, Reservation.status)
         .join(Seat, Seat.id == ReservationSeat.seat_id)

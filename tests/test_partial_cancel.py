@@ -248,3 +248,30 @@ def test_the_report_counts_only_the_seats_kept(cinema):
     (row,) = [row for row in report["showtimes"] if row["showtime_id"] == showtime["id"]]
     assert row["seats_booked"] == 2 and row["revenue"] == 16.0
     assert report["tickets_sold"] == 2 and report["total_reservations"] == 1
+
+
+@pytest.mark.parametrize("seats", [["a2", "A1"], None])
+def test_a_cancel_committed_but_never_answered_is_answered_the_same(cinema, monkeypatch, seats):
+    """The worker died after the commit: the retry rebuilds the first answer, nothing runs twice."""
+    import idempotency
+
+    reservation, owner, _ = child_booking(cinema)
+    headers = {**owner, "Idempotency-Key": "lost-answer"}
+    monkeypatch.setattr(idempotency, "record_answer", lambda response: response)
+    lost = cancel(cinema, reservation, headers, seats)
+    monkeypatch.undo()
+
+    retry = cancel(cinema, reservation, headers, seats)
+
+    assert lost.status_code == retry.status_code == 200
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json == lost.json
+    assert lost.json["cancelled_seats"] == (["A1", "A2"] if seats else ["A1", "A2", "A3"])
+
+
+def test_reissue_of_a_malformed_seat_is_404(cinema):
+    reservation, owner, _ = booked(cinema)
+
+    for seat in ("A%00", "%F0%9F%8E%9F", "A" * 300, "A0", "1A"):
+        response = cinema.client.post(f"/reservations/{reservation['id']}/tickets/{seat}/reissue", headers=owner)
+        assert_error(response, 404, "has no seat")

@@ -253,6 +253,7 @@ def test_admins_grant_and_take_back_the_staff_role(cinema):
     assert granted.status_code == 200
     assert granted.json["user"]["role"] == "staff" and granted.json["user"]["is_admin"] is False
     assert cinema.client.get("/me", headers=headers).json["role"] == "staff"
+    assert cinema.client.post("/login", json={"username": user["username"], "password": "password123"}).json["user"]["role"] == "staff"
     assert cinema.client.post(url, json={"role": "staff"}, headers=cinema.admin).status_code == 200  # idempotent
 
     taken = cinema.client.post(url, json={"role": "user"}, headers=cinema.admin)
