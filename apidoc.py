@@ -134,6 +134,14 @@ ERROR_EXAMPLES = {
     "not_admin_all": error_example(403, "Only admins may list every reservation."),
     "reservation_not_found": error_example(404, "Reservation 7 not found."),
     "already_cancelled": error_example(409, "Reservation 7 is already cancelled."),
+    "not_a_seat_of_it": error_example(
+        400, "Reservation 7 has no seats C9.", errors={"seats": ["Not a seat of this reservation: C9"]}
+    ),
+    "reissue_cancelled": error_example(409, "Reservation 7 is cancelled; it has no tickets."),
+    "own_role": error_example(409, "You cannot change your own role; ask another admin."),
+    "not_staff": error_example(403, "Door staff and admins only."),
+    "unknown_ticket": error_example(404, "Unknown ticket."),
+    "check_in_not_open": error_example(409, "Check-in for this showtime opens at 17:00."),
     "seat_booked_block": error_example(
         409, "Seats E5 are booked or held; cancel those bookings before blocking them.", errors={"seats": ["E5"]}
     ),
@@ -225,12 +233,13 @@ def add_idempotency_doc(doc, doc_info, **kwargs):
 # A reservation as the API shows it (demo_user's, on the demo data).
 RESERVATION_EXAMPLE = {
     "id": 10,
+    "reference": "7KQ3M9XD",
     "showtime_id": 3,
     "user_id": 2,
     "seats": ["A1", "A2"],
     "lines": [
-        {"seat": "A1", "seat_type": "accessible", "ticket_type": "adult", "price": 12.0},
-        {"seat": "A2", "seat_type": "companion", "ticket_type": "child", "price": 7.2},
+        {"seat": "A1", "seat_type": "accessible", "ticket_type": "adult", "price": 12.0, "cancelled_at": None},
+        {"seat": "A2", "seat_type": "companion", "ticket_type": "child", "price": 7.2, "cancelled_at": None},
     ],
     "total_price": 19.2,
     "status": "confirmed",
@@ -291,7 +300,7 @@ EXAMPLES = {
     "logged_in": {
         "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...",
         "refresh_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...",
-        "user": {"id": 2, "username": "demo_user", "is_admin": False},
+        "user": {"id": 2, "username": "demo_user", "is_admin": False, "role": "user"},
     },
     "promoted": {
         "message": "User promoted to admin successfully",
@@ -300,6 +309,7 @@ EXAMPLES = {
             "username": "jane",
             "email": "jane@example.com",
             "is_admin": True,
+            "role": "admin",
             "created_at": "2025-04-01T09:30:00+00:00",
         },
     },

@@ -31,10 +31,11 @@ import scheduling
 import schemas as s
 import seatmap_svg
 import settings
-from auth import admin_required, any_token_required, jwt, login_required, refresh_token_required
+import tickets
+from auth import admin_required, any_token_required, jwt, login_required, refresh_token_required, staff_required
 from cli import register_commands
 from database import DATABASE_PROBLEMS, MIGRATIONS, configure_sqlite, database_health, migrate_database
-from emails import send_booking_confirmation, send_cancellation
+from emails import send_booking_confirmation, send_cancellation, send_change
 from errors import ApiRequest, JsonProvider, error_response, register_error_handlers, register_request_guards
 from models import DEFAULT_TICKET_TYPE, User, db, utcnow
 
@@ -70,6 +71,7 @@ halls_blp = apidoc.ApiBlueprint("halls", __name__, description="Halls and their 
 pricing_blp = apidoc.ApiBlueprint("pricing", __name__, description="Ticket types and prices")
 holds_blp = apidoc.ApiBlueprint("holds", __name__, description="Seat holds: hold, then confirm")
 reservations_blp = apidoc.ApiBlueprint("reservations", __name__, description="Bookings")
+tickets_blp = apidoc.ApiBlueprint("tickets", __name__, description="Tickets, changes to bookings, and the check-in")
 admin_blp = apidoc.ApiBlueprint("admin", __name__, description="Reports (admin)")
 health_blp = apidoc.ApiBlueprint("health", __name__, description="Liveness")
 BLUEPRINTS = (
@@ -82,6 +84,7 @@ BLUEPRINTS = (
     pricing_blp,
     holds_blp,
     reservations_blp,
+    tickets_blp,
     admin_blp,
     health_blp,
 )
@@ -933,10 +936,12 @@ def seat_limit() -> int | None:
     example=apidoc.ERROR_EXAMPLES["not_admin_all"],
 )
 def list_reservations(args):
-    """Your reservations, newest first; admins may pass ?all=true."""
+    """Your reservations, newest first; admins may pass ?all=true. ``?reference=`` finds one booking."""
     if args["all"] and not current_user.is_admin:
         abort(403, message="Only admins may list every reservation.")
-    statement = booking.reservations_query(None if args["all"] else current_user.id)
+    statement = booking.reservations_query(None if args["all"] or "reference" in args else current_user.id)
+    if "reference" in args:
+        statement = booking.with_reference(statement, tickets.normalize_reference(args["reference"]), current_user)
     reservations, headers = paginate(statement, args)
     return lean_response([RESERVATION_DUMPER.dump(reservation) for reservation in reservations], headers)
 
@@ -972,6 +977,135 @@ def cancel_reservation(reservation_id):
     reservation = booking.cancel(reservation_id, current_user)
     send_cancellation(reservation)
     return CANCELLED_ANSWER
+
+
+# ---- tickets, changes to bookings, check-in ---------------------------------------
+
+
+@tickets_blp.route("/users/<int:user_id>/role", methods=["POST"])
+@admin_required
+@tickets_blp.arguments(s.RoleSchema, example={"role": "staff"})
+@tickets_blp.response(200, s.PromoteResponseSchema)
+@tickets_blp.alt_response(404, description="Unknown user", example=apidoc.ERROR_EXAMPLES["user_not_found"])
+@tickets_blp.alt_response(409, description="An admin changing their own role", example=apidoc.ERROR_EXAMPLES["own_role"])
+def set_user_role(data, user_id):
+    """Make a user an admin, door staff (check-in only) or a plain user (admins; idempotent)."""
+    user = auth.set_role(user_id, data["role"], current_user)
+    return {"message": f"User {user.id} is now {user.role}", "user": user}
+
+
+def seats_cancelled_answer(reservation, labels):
+    return {"message": f"Cancelled seats {', '.join(labels)}", "cancelled_seats": labels, "reservation": reservation}
+
+
+def cancelled_before(key_row):
+    """The answer to a cancel whose retry finds it committed but its answer unrecorded.
+
+    The retry has the first request's body (the key's fingerprint says so): the seats
+    it named, or, without seats, those the reservation held when it was cancelled.
+    """
+    reservation = booking.get_reservation(request.view_args["reservation_id"], current_user)
+    asked = {s.seat_label(label) for label in (request.get_json(silent=True) or {}).get("seats") or []}
+    labels = [line.seat.label for line in reservation.sorted_lines if line.seat.label in asked]
+    return seats_cancelled_answer(reservation, labels if asked else reservation.seat_labels)
+
+
+@tickets_blp.route("/reservations/<int:reservation_id>/cancel", methods=["POST"])
+@login_required
+@tickets_blp.arguments(s.CancelSeatsSchema, example={"seats": ["A3"]})
+@tickets_blp.response(200, s.CancelledSeatsSchema)
+@tickets_blp.alt_response(
+    400, description="A seat the reservation does not have", example=apidoc.ERROR_EXAMPLES["not_a_seat_of_it"]
+)
+@tickets_blp.alt_response(
+    404, description="Unknown, or someone else's", example=apidoc.ERROR_EXAMPLES["reservation_not_found"]
+)
+@tickets_blp.alt_response(
+    409,
+    description="A seat already cancelled or checked in, the reservation cancelled, the showtime started, "
+    "or (guests) past CANCELLATION_CUTOFF_MINUTES before the start",
+    example=apidoc.ERROR_EXAMPLES["already_cancelled"],
+)
+@idempotency.idempotent(rebuild=cancelled_before)
+def cancel_seats(data, reservation_id):
+    """Give back some seats of a booking (``seats``), or all of them (no ``seats``).
+
+    The seats are free at once and their tickets void; the total drops by their
+    frozen prices; the guest gets an email. Giving back the last seats cancels the
+    reservation. Guests may do it until CANCELLATION_CUTOFF_MINUTES before the
+    start, admins until the start; checked-in seats cannot be given back.
+    """
+    reservation, labels = booking.cancel_seats(reservation_id, current_user, data.get("seats"))
+    if reservation.status == "cancelled":
+        send_cancellation(reservation)
+    else:
+        send_change(reservation, labels)
+    return seats_cancelled_answer(reservation, labels)
+
+
+@tickets_blp.route("/reservations/<int:reservation_id>/tickets", methods=["GET"])
+@login_required
+@tickets_blp.response(200, s.TicketsSchema)
+@tickets_blp.alt_response(
+    404, description="Unknown, or someone else's", example=apidoc.ERROR_EXAMPLES["reservation_not_found"]
+)
+def list_tickets(reservation_id):
+    """The live tickets of your booking: seat, ticket type, secret and QR code (SVG) each.
+
+    A cancelled booking or seat has none; admins see anyone's.
+    """
+    reservation = booking.get_reservation(reservation_id, current_user)
+    found = tickets.with_qr_codes(tickets.live_tickets(reservation))
+    return {"reservation_id": reservation.id, "reference": reservation.reference, "tickets": found}
+
+
+@tickets_blp.route("/reservations/<int:reservation_id>/tickets/<seat>/reissue", methods=["POST"])
+@login_required
+@tickets_blp.response(200, s.ReissuedSchema)
+@tickets_blp.alt_response(
+    404,
+    description="Unknown reservation, someone else's, or not one of its seats",
+    example=apidoc.ERROR_EXAMPLES["reservation_not_found"],
+)
+@tickets_blp.alt_response(
+    409,
+    description="The seat or booking was cancelled, the ticket is checked in, or the film is over",
+    example=apidoc.ERROR_EXAMPLES["reissue_cancelled"],
+)
+def reissue_ticket(reservation_id, seat):
+    """A new secret (and QR code) for one seat; the old one is void from now on."""
+    reservation = booking.get_reservation(reservation_id, current_user)
+    ticket = tickets.reissue(reservation, seat)
+    return {"message": f"New ticket for seat {ticket['seat']}", "ticket": tickets.with_qr_codes([ticket])[0]}
+
+
+def check_in_limit():
+    return current_app.config["CHECK_IN_RATE_LIMIT"]
+
+
+@tickets_blp.route("/check-ins", methods=["POST"])
+@limiter.limit(check_in_limit, deduct_when=lambda response: response.status_code == 404)
+@staff_required
+@tickets_blp.arguments(s.CheckInSchema, example={"secret": "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"})
+@tickets_blp.response(200, s.CheckedInSchema)
+@tickets_blp.alt_response(404, description="No ticket has this secret", example=apidoc.ERROR_EXAMPLES["unknown_ticket"])
+@tickets_blp.alt_response(
+    409,
+    description="Checked in before (says when), cancelled, voided by a reissue, the film is over, "
+    "or earlier than CHECK_IN_OPENS_MINUTES before the start",
+    example=apidoc.ERROR_EXAMPLES["check_in_not_open"],
+)
+@tickets_blp.alt_response(403, description="Not door staff or an admin", example=apidoc.ERROR_EXAMPLES["not_staff"])
+@tickets_blp.alt_response(
+    429, description="Past CHECK_IN_RATE_LIMIT unknown secrets", headers=apidoc.RETRY_HEADERS
+)
+def check_in(data):
+    """Admit a ticket at the door, once (door staff and admins).
+
+    Safe to retry and to scan on two devices at once: exactly one scan admits.
+    """
+    ticket = tickets.check_in(data["secret"], current_user.id)
+    return {"message": f"Welcome: seat {ticket['seat']}", "ticket": ticket}
 
 
 # ---- admin report -----------------------------------------------------------------

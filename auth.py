@@ -27,7 +27,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 import apidoc
 from errors import Conflict, NotFound, error_response
-from models import RevokedToken, User, db, new_token_key, utcnow
+from models import ADMIN_ROLE, STAFF_ROLE, RevokedToken, User, db, new_token_key, utcnow
 
 log = logging.getLogger("cinema")
 
@@ -221,15 +221,25 @@ def any_token_required(view):
     return apidoc.document_security(token_required(None)(view), 401)
 
 
-def admin_required(view):
-    """An access token, plus the admin flag re-checked in the database (not the token)."""
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        if not current_user.is_admin:
-            abort(403, message="Admins only.")
-        return view(*args, **kwargs)
+def role_required(allowed, message: str):
+    """An access token whose user ``allowed(user)`` says may go on (re-checked in the database, not the token)."""
 
-    return apidoc.document_security(token_required("access")(wrapper), 401, 403)
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if not allowed(current_user):
+                abort(403, message=message)
+            return view(*args, **kwargs)
+
+        return apidoc.document_security(token_required("access")(wrapper), 401, 403)
+
+    return decorate
+
+
+admin_required = role_required(lambda user: user.is_admin, "Admins only.")
+admin_required.__doc__ = "An access token of an admin."
+# Door staff check tickets in; admins may do everything staff may.
+staff_required = role_required(lambda user: user.is_staff or user.is_admin, "Door staff and admins only.")
 
 
 # ---- accounts ---------------------------------------------------------------------
@@ -340,6 +350,22 @@ def promote(user_id: int) -> User:
     if user is None:
         raise NotFound(f"User {user_id} not found.")
     user.is_admin = True
+    db.session.commit()
+    return user
+
+
+def set_role(user_id: int, role: str, by: User) -> User:
+    """Make a user an admin, door staff or a plain user (idempotent).
+
+    Nobody changes their own role: the last admin cannot lock everyone out.
+    The guards read the role from the database, so it holds from the next request.
+    """
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"User {user_id} not found.")
+    if user.id == by.id and role != user.role:
+        raise Conflict("You cannot change your own role; ask another admin.")
+    user.is_admin, user.is_staff = role == ADMIN_ROLE, role == STAFF_ROLE
     db.session.commit()
     return user
 

@@ -27,6 +27,7 @@ change, and raise the small exceptions of ``errors`` when a rule says no.
 
 from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import bindparam, false, func, insert, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -49,6 +50,7 @@ from models import (
     utcnow,
 )
 import seatpicker
+import tickets as ticket_rules
 from pricing import bookable_ticket_types
 from schemas import cinema_tz
 from scheduling import bump_showtime_version, get_showtime, lapse_expired_holds, lock_showtimes
@@ -93,6 +95,12 @@ def reservations_query(user_id: int | None):
     if user_id is not None:
         statement = statement.where(Reservation.user_id == user_id)
     return statement
+
+
+def with_reference(statement, reference: str, user):
+    """``statement`` narrowed to the reservation with this reference: ``user``'s, or anyone's for an admin."""
+    statement = statement.where(Reservation.reference == reference)
+    return statement if user.is_admin else statement.where(Reservation.user_id == user.id)
 
 
 def lock_seats(showtime_id: int, labels: list[str]) -> dict[str, Seat]:
@@ -274,6 +282,8 @@ def sell(user_id, showtime, tickets, ticket_types, now, may_override, seat_limit
     db.session.flush()
     claim_seats(reservation.id, {label: seat.id for label, seat in seats.items()}, labels)
     db.session.execute(insert(ReservationSeat), [{"reservation_id": reservation.id, **line} for line in lines])
+    if hold_seconds is None:  # a hold's tickets come with its confirmation
+        ticket_rules.issue(reservation.id, [line["seat_id"] for line in lines])
     bump_showtime_version(showtime.id)
     if on_booked is not None:
         on_booked(reservation.id)
@@ -343,6 +353,7 @@ def confirm_hold(hold_id: int, user, on_booked=None) -> Reservation:
     if hold.status == HELD and hold.showtime.start_time <= now:
         raise Conflict(f"Showtime {hold.showtime_id} has already started.")
     change_hold(hold, now, status=CONFIRMED, confirmed_at=now)
+    ticket_rules.issue(hold.id, [line.seat_id for line in hold.lines])
     bump_showtime_version(hold.showtime_id)
     if on_booked is not None:
         on_booked(hold.id)
@@ -401,27 +412,123 @@ def release_seats(reservation_id: int):
 
 def cancel(reservation_id: int, user) -> Reservation:
     """Cancel ``user``'s reservation (an admin's: anyone's); its seats are free at once."""
+    return cancel_seats(reservation_id, user)[0]
+
+
+def cancel_seats(reservation_id: int, user, labels: list[str] | None = None) -> tuple[Reservation, list[str]]:
+    """Give back these seats of the reservation (None: every seat it still holds).
+
+    The seats are free at once, their tickets void, their lines keep their price and
+    get a ``cancelled_at``; the total drops by those lines' prices. Giving back the
+    last seats cancels the reservation. Locks the showtime, then the seats in id
+    order, as a booking does. Returns the reservation as it now is and the seats
+    given back, in seat order.
+
+    Invalid for a seat the reservation never had; Conflict for one already given
+    back, one whose ticket is checked in, a reservation already cancelled, a
+    showtime that started, and for its owner (not an admin) from
+    CANCELLATION_CUTOFF_MINUTES before the start.
+    """
     reservation = get_reservation(reservation_id, user)
-    if reservation.status == CANCELLED:
-        raise Conflict(f"Reservation {reservation_id} is already cancelled.")
+    refuse_unless_confirmed(reservation.id, reservation.status)
     lock_showtimes(Showtime.id == reservation.showtime_id)
-    if reservation.showtime.start_time <= utcnow():
-        raise Conflict("The showtime has started; the reservation can no longer be cancelled.")
+    check_cancellable(reservation.showtime, user)
+    # Read again under the showtime's lock: a cancel that got in first is seen.
+    refuse_unless_confirmed(reservation.id, db.session.scalar(select(Reservation.status).where(Reservation.id == reservation_id)))
+    lines = db.session.execute(
+        select(ReservationSeat.seat_id, Seat.label, ReservationSeat.price_cents, ReservationSeat.cancelled_at)
+        .join(Seat, Seat.id == ReservationSeat.seat_id)
+        .where(ReservationSeat.reservation_id == reservation_id)
+        .order_by(Seat.id)
+    ).all()
+    held = {line.label: line for line in lines if line.cancelled_at is None}
+    chosen = list(held) if labels is None else chosen_seats(reservation_id, lines, held, labels)
+    seat_ids = sorted(held[label].seat_id for label in chosen)
+    db.session.execute(select(Seat.id).where(Seat.id.in_(seat_ids)).order_by(Seat.id).with_for_update())
+    now = utcnow()
+    checked_in = ticket_rules.void(reservation_id, seat_ids, now)
+    if checked_in:
+        db.session.rollback()
+        raise Conflict(
+            f"Seats {', '.join(checked_in)} are checked in; they cannot be cancelled.", errors={"seats": checked_in}
+        )
+    db.session.execute(
+        update(ReservationSeat)
+        .where(
+            ReservationSeat.reservation_id == reservation_id,
+            ReservationSeat.seat_id.in_(seat_ids),
+            ReservationSeat.cancelled_at.is_(None),
+        )
+        .values(cancelled_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        update(Seat)
+        .where(Seat.id.in_(seat_ids), Seat.reservation_id == reservation_id)
+        .values(reservation_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    kept = [line for line in held.values() if line.seat_id not in seat_ids]
+    # The notice of the change is owed until it is sent (send-pending-emails retries it).
+    values = {"updated_at": now, "email_status": "pending"}
+    if kept:
+        values["total_cents"] = sum(line.price_cents for line in kept)
+    else:  # the total stays what the seats held until now cost, as its seats list shows them
+        values.update(status=CANCELLED, cancelled_at=now)
     # Conditional, so that two cancels racing each other cannot both succeed.
     changed = db.session.execute(
         update(Reservation)
         .where(Reservation.id == reservation_id, Reservation.status == CONFIRMED)
-        # The cancellation notice is owed until it is sent (send-pending-emails retries it).
-        .values(status=CANCELLED, cancelled_at=utcnow(), updated_at=utcnow(), email_status="pending")
-        # The email describes the reservation as it now is.
-        .execution_options(synchronize_session="evaluate")
+        .values(**values)
+        .execution_options(synchronize_session=False)
     ).rowcount
     if not changed:
+        db.session.rollback()
         raise Conflict(f"Reservation {reservation_id} is already cancelled.")
-    release_seats(reservation_id)
     bump_showtime_version(reservation.showtime_id)
     db.session.commit()
-    return reservation
+    # As it now is, lines included: the answer and the email describe it.
+    reservation = db.session.scalar(
+        reservation_query().where(Reservation.id == reservation_id).execution_options(populate_existing=True)
+    )
+    return reservation, [line.seat.label for line in reservation.sorted_lines if line.seat_id in seat_ids]
+
+
+def refuse_unless_confirmed(reservation_id: int, status: str):
+    if status == CANCELLED:
+        raise Conflict(f"Reservation {reservation_id} is already cancelled.")
+    if status != CONFIRMED:
+        raise Conflict(f"Reservation {reservation_id} is {status}; only a confirmed booking can be cancelled.")
+
+
+def check_cancellable(showtime: Showtime, user):
+    """Conflict once the showtime started, and for guests from the cutoff before it."""
+    now = utcnow()
+    if showtime.start_time <= now:
+        raise Conflict("The showtime has started; the reservation can no longer be cancelled.")
+    minutes = current_app.config["CANCELLATION_CUTOFF_MINUTES"]
+    cutoff = showtime.start_time - timedelta(minutes=minutes)
+    if now >= cutoff and not user.is_admin:
+        local = cutoff.astimezone(current_app.config["CINEMA_TZ"]).strftime("%Y-%m-%d %H:%M")
+        raise Conflict(
+            f"Bookings can be cancelled until {minutes} minutes before the start ({local}); "
+            "please ask at the box office."
+        )
+
+
+def chosen_seats(reservation_id: int, lines, held: dict, labels: list[str]) -> list[str]:
+    """The labels asked for, each a seat the reservation still holds: else Invalid or Conflict."""
+    known = {line.label for line in lines}
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise Invalid(
+            f"Reservation {reservation_id} has no seats {', '.join(unknown)}.",
+            errors={"seats": [f"Not a seat of this reservation: {label}" for label in unknown]},
+        )
+    gone = [label for label in labels if label not in held]
+    if gone:
+        raise Conflict(f"Seats {', '.join(gone)} are already cancelled.", errors={"seats": gone})
+    return labels
 
 
 def seat_rows(showtime: Showtime, user_id: int) -> tuple[list[dict], int, int, set[int]]:

@@ -1,7 +1,9 @@
 """Booking emails: the confirmation after a booking, and a notice after a cancellation.
 
-``send_booking_confirmation(reservation)`` and ``send_cancellation(reservation)`` are
-called after the change is committed. With ``RESEND_API_KEY`` the email goes out
+``send_booking_confirmation(reservation)``, ``send_change(reservation, seats)`` (some
+seats given back) and ``send_cancellation(reservation)`` are called after the change is
+committed. A confirmation or change notice carries the live tickets' QR codes as PNG
+attachments (the secrets stay out of the text, which is what the log shows). With ``RESEND_API_KEY`` the email goes out
 through Resend, as text and HTML with an ``.ics`` calendar file, under an idempotency
 key made from the reservation, so that a retry within Resend's 24-hour window never
 sends it twice. Without the key the email is written to the log. Either way the
@@ -23,11 +25,12 @@ from resend.exceptions import ResendError
 from sqlalchemy import and_, or_, update
 from sqlalchemy.exc import SQLAlchemyError
 
+import tickets
 from models import CANCELLED, CONFIRMED, Reservation, db, utcnow
 
 log = logging.getLogger("cinema.emails")
 
-CONFIRMATION, CANCELLATION = "confirmation", "cancellation"
+CONFIRMATION, CHANGE, CANCELLATION = "confirmation", "change", "cancellation"
 # Sends run here so that a request can stop waiting after EMAIL_TIMEOUT.
 _sender = ThreadPoolExecutor(max_workers=4, thread_name_prefix="email")
 
@@ -35,6 +38,11 @@ _sender = ThreadPoolExecutor(max_workers=4, thread_name_prefix="email")
 def send_booking_confirmation(reservation) -> str:
     """Deliver the confirmation email and record how it went; never raises."""
     return deliver(reservation, CONFIRMATION)
+
+
+def send_change(reservation, seats: list[str]) -> str:
+    """Deliver the notice that ``seats`` were given back (the booking goes on); never raises."""
+    return deliver(reservation, CHANGE)
 
 
 def send_cancellation(reservation) -> str:
@@ -70,9 +78,16 @@ def resend_unsent(reservations) -> tuple[int, int]:
         if not claim_email(reservation):
             continue
         tried += 1
-        kind = CANCELLATION if reservation.status == CANCELLED else CONFIRMATION
+        kind = latest_kind(reservation)
         sent += deliver(reservation, kind) in ("sent", "logged")
     return sent, tried
+
+
+def latest_kind(reservation) -> str:
+    """The email a reservation's latest change calls for."""
+    if reservation.status == CANCELLED:
+        return CANCELLATION
+    return CHANGE if reservation.cancelled_labels else CONFIRMATION
 
 
 def claim_email(reservation) -> bool:
@@ -165,17 +180,29 @@ def one_line(text: str) -> str:
 
 def details(reservation) -> list[tuple[str, str]]:
     showtime = reservation.showtime
-    return [
+    rows = [
         ("Movie", one_line(showtime.movie.title)),
         ("Showtime", f"{local_start(reservation)} ({one_line(showtime.hall)})"),
         ("Seats", ", ".join(reservation.seat_labels)),
+    ]
+    if reservation.cancelled_labels:
+        rows.append(("Cancelled seats", ", ".join(reservation.cancelled_labels)))
+    return rows + [
         ("Total", f"${reservation.total_cents / 100:.2f}"),
+        ("Reference", reservation.reference),
         ("Reservation", f"#{reservation.id}"),
     ]
 
 
 HEADLINES = {
-    CONFIRMATION: ("Your booking is confirmed:", "Enjoy your movie!"),
+    CONFIRMATION: (
+        "Your booking is confirmed:",
+        "Your tickets are attached: one QR code per seat, shown at the door. Enjoy your movie!",
+    ),
+    CHANGE: (
+        "Your booking has changed: some seats were cancelled and are free again.",
+        "The tickets of your remaining seats are attached; the cancelled seats' tickets are void.",
+    ),
     CANCELLATION: ("Your booking has been cancelled:", "The seats are free again. We hope to see you another time."),
 }
 
@@ -204,10 +231,14 @@ def compose(reservation, kind: str) -> dict:
     title = one_line(reservation.showtime.movie.title)
     if kind == CANCELLATION:
         subject = f"Cancelled: {title} on {local_start(reservation)}"
+    elif kind == CHANGE:
+        subject = f"Changed: your booking for {title} on {local_start(reservation)}"
     else:
         subject = f"Your tickets for {title} on {local_start(reservation)}"
     # The creation time keeps keys apart if the database is ever reset and ids repeat.
     created = reservation.created_at.strftime("%Y%m%dT%H%M%S%f")
+    # Each partial cancellation is a notice of its own: the count of seats given back tells them apart.
+    change = f"-{len(reservation.cancelled_labels)}" if kind == CHANGE else ""
     return {
         "to": [reservation.user.email],
         "subject": subject,
@@ -219,9 +250,22 @@ def compose(reservation, kind: str) -> dict:
                 "content": base64.b64encode(calendar(reservation, kind).encode()).decode(),
                 "content_type": "text/calendar; charset=utf-8",
             }
-        ],
-        "idempotency_key": f"booking-{kind}/{reservation.id}-{created}",
+        ]
+        + ([] if kind == CANCELLATION else ticket_attachments(reservation)),
+        "idempotency_key": f"booking-{kind}/{reservation.id}-{created}{change}",
     }
+
+
+def ticket_attachments(reservation) -> list[dict]:
+    """One PNG QR code per live ticket, named after its seat."""
+    return [
+        {
+            "filename": f"ticket-{ticket['seat']}.png",
+            "content": base64.b64encode(tickets.qr_png(ticket["secret"])).decode(),
+            "content_type": "image/png",
+        }
+        for ticket in tickets.live_tickets(reservation)
+    ]
 
 
 def calendar(reservation, kind: str) -> str:

@@ -110,6 +110,20 @@ PRICE_RULES = ("percent", "amount_off", "fixed_price")
 SHOWTIME_FORMATS = ("2D", "3D", "IMAX", "IMAX 3D", "4DX", "Dolby Cinema", "ScreenX")
 
 
+# What a user may do: everything; check tickets in at the door; book for themselves.
+ADMIN_ROLE, STAFF_ROLE, USER_ROLE = "admin", "staff", "user"
+USER_ROLES = (USER_ROLE, STAFF_ROLE, ADMIN_ROLE)
+
+# Booking references: Crockford's base32 alphabet (no I, L, O or U), 8 characters (40 bits).
+REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+REFERENCE_LENGTH = 8
+
+
+def new_reference() -> str:
+    """A random booking reference such as "7KQ3M9XD"."""
+    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+
+
 def new_token_key() -> str:
     """A random key for a user's tokens: 16 bytes as 32 hex digits."""
     return secrets.token_hex(16)
@@ -125,6 +139,8 @@ class User(db.Model):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(default=False)
+    # Door staff: may check tickets in (POST /check-ins) and nothing else of an admin's.
+    is_staff: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Carried by every token of the user: a token names this account, not only its id,
     # so an id reused after a reset or a deletion opens nothing. A new key ends every session.
@@ -136,6 +152,11 @@ class User(db.Model):
         super().__init__(**kwargs)
         self.username_key = self.username.lower()
         self.email = self.email.lower()
+
+    @property
+    def role(self) -> str:
+        """"admin", "staff" or "user" (see USER_ROLES)."""
+        return ADMIN_ROLE if self.is_admin else STAFF_ROLE if self.is_staff else USER_ROLE
 
 
 class Movie(db.Model):
@@ -238,6 +259,8 @@ class ReservationSeat(db.Model):
         String(16), default=DEFAULT_TICKET_TYPE, server_default=DEFAULT_TICKET_TYPE
     )
     price_cents: Mapped[int] = mapped_column(default=0, server_default="0")
+    # When this seat was given back (a partial or whole cancellation); NULL while held.
+    cancelled_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
     seat: Mapped[Seat] = relationship()
 
@@ -299,6 +322,8 @@ class Reservation(db.Model):
     # When it became a booking: its creation for one-step bookings, the confirmation for holds.
     confirmed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     email_status: Mapped[str] = mapped_column(String(16), default="pending")
+    # Short, unambiguous and unique: what a guest reads out at the desk (see new_reference).
+    reference: Mapped[str] = mapped_column(String(REFERENCE_LENGTH), unique=True, default=new_reference)
 
     user: Mapped[User] = relationship(back_populates="reservations")
     showtime: Mapped[Showtime] = relationship()
@@ -310,8 +335,47 @@ class Reservation(db.Model):
         return sorted(self.lines, key=lambda line: seat_sort_key(line.seat))
 
     @property
+    def kept_lines(self) -> list[ReservationSeat]:
+        """The lines it holds; once cancelled as a whole, those it held until then."""
+        return [
+            line
+            for line in self.sorted_lines
+            if line.cancelled_at is None or (self.cancelled_at is not None and line.cancelled_at >= self.cancelled_at)
+        ]
+
+    @property
     def seat_labels(self) -> list[str]:
-        return [line.seat.label for line in self.sorted_lines]
+        return [line.seat.label for line in self.kept_lines]
+
+    @property
+    def cancelled_labels(self) -> list[str]:
+        """Seats given back before the rest (partial cancellations)."""
+        kept = {line.seat_id for line in self.kept_lines}
+        return [line.seat.label for line in self.sorted_lines if line.seat_id not in kept]
+
+
+class Ticket(db.Model):
+    """One issued ticket secret for a seat of a reservation (see tickets.py).
+
+    The secret itself is never stored: it is derived from ``nonce`` with the server's
+    ticket key, and looked up by its SHA-256 (``secret_hash``). A reissue voids the row
+    and adds a new one, so an old secret still answers "voided".
+    """
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_reservation_seat", "reservation_id", "seat_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reservation_id: Mapped[int] = mapped_column(ForeignKey("reservations.id"))
+    seat_id: Mapped[int] = mapped_column(ForeignKey("seats.id"))
+    nonce: Mapped[str] = mapped_column(String(32))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    voided_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    checked_in_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    checked_in_by: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
 
     def hold_state(self, now: datetime) -> str:
         """What a hold is at ``now``: "active", "expired", "released" or "confirmed"."""

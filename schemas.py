@@ -10,7 +10,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 from webargs.fields import DelimitedList
 
 import seatplans
-from models import DEFAULT_TICKET_TYPE, PRICE_RULES, SEAT_TYPES, SHOWTIME_FORMATS, utcnow
+from models import DEFAULT_TICKET_TYPE, PRICE_RULES, SEAT_TYPES, SHOWTIME_FORMATS, USER_ROLES, utcnow
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}\Z")
 # Deliberately simple: something@something.tld, no spaces, one @.
@@ -287,6 +287,7 @@ class UserSchema(Schema):
     username = fields.String()
     email = fields.String()
     is_admin = fields.Boolean()
+    role = fields.String(metadata={"enum": list(USER_ROLES)})
     created_at = LocalDateTime()
 
 
@@ -294,6 +295,7 @@ class LoginUserSchema(Schema):
     id = fields.Integer()
     username = fields.String()
     is_admin = fields.Boolean()
+    role = fields.String(metadata={"enum": list(USER_ROLES)})
 
 
 class RegisterResponseSchema(Schema):
@@ -317,6 +319,14 @@ class MessageSchema(Schema):
 
 class PromoteResponseSchema(MessageSchema):
     user = fields.Nested(UserSchema)
+
+
+class RoleSchema(Schema):
+    role = Text(
+        required=True,
+        validate=validate.OneOf(USER_ROLES),
+        metadata={"example": "staff", "description": "admin: everything; staff: check-in at the door; user: bookings"},
+    )
 
 
 # ---- lists ------------------------------------------------------------------------
@@ -747,15 +757,25 @@ class ReservationLineSchema(Schema):
     seat_type = fields.String(metadata={"enum": list(SEAT_TYPES)})
     ticket_type = fields.String()
     price = Dollars(attribute="price_cents", metadata={"description": "Frozen at booking time"})
+    cancelled_at = LocalDateTime(allow_none=True, metadata={"description": "When this seat was given back; null while held"})
 
 
 class ReservationSchema(Schema):
     id = fields.Integer()
+    reference = fields.String(metadata={"example": "7KQ3M9XD", "description": "The booking reference (any case)"})
     showtime_id = fields.Integer()
     user_id = fields.Integer()
-    seats = fields.List(fields.String(), attribute="seat_labels")
-    lines = fields.List(fields.Nested(ReservationLineSchema), attribute="sorted_lines")
-    total_price = Dollars(attribute="total_cents", metadata={"description": "The sum of the lines"})
+    seats = fields.List(
+        fields.String(),
+        attribute="seat_labels",
+        metadata={"description": "The seats it holds (cancelled: those it held until then)"},
+    )
+    lines = fields.List(
+        fields.Nested(ReservationLineSchema),
+        attribute="sorted_lines",
+        metadata={"description": "Every seat it ever had, given-back ones with their cancelled_at"},
+    )
+    total_price = Dollars(attribute="total_cents", metadata={"description": "The sum of the lines still held"})
     status = fields.String(metadata={"enum": ["confirmed", "cancelled"]})
     created_at = LocalDateTime()
     cancelled_at = LocalDateTime(allow_none=True, metadata={"description": "null until cancelled"})
@@ -782,6 +802,81 @@ class ReservationsQuerySchema(PageQuerySchema):
     all = fields.Boolean(
         load_default=False, metadata={"description": "Admins only: every user's reservations"}
     )
+    reference = Text(
+        validate=validate.Length(min=1, max=32),
+        metadata={
+            "example": "7KQ3M9XD",
+            "description": "The reservation with this reference (any case; I, L read as 1, O as 0); "
+            "yours, or anyone's for an admin",
+        },
+    )
+
+
+class CancelSeatsSchema(Schema):
+    seats = fields.List(
+        SeatLabel(),
+        validate=validate.Length(min=1, error="Name at least one seat, or send no seats to cancel all."),
+        metadata={"example": ["A3"], "description": "The seats to give back; leave out to cancel every seat"},
+    )
+
+    @pre_load
+    def seats_within_limit(self, data, **kwargs):
+        limit = current_app.config["MAX_SEATS_PER_RESERVATION"]
+        refuse_long_list(data, "seats", limit, f"At most {limit} seats per reservation.")
+        return data
+
+    @validates_schema
+    def seats_once(self, data, **kwargs):
+        try:
+            no_duplicates(data.get("seats", []))
+        except ValidationError as error:
+            raise ValidationError(error.messages, "seats") from None
+
+
+class CancelledSeatsSchema(MessageSchema):
+    cancelled_seats = fields.List(fields.String(), metadata={"example": ["A3"]})
+    reservation = fields.Nested(ReservationSchema)
+
+
+class TicketOutSchema(Schema):
+    seat = fields.String(metadata={"example": "A1"})
+    seat_type = fields.String(metadata={"enum": list(SEAT_TYPES)})
+    ticket_type = fields.String(metadata={"example": "adult"})
+    secret = fields.String(metadata={"description": "What the QR code carries; whoever has it gets in once"})
+    qr_svg = fields.String(metadata={"description": "The QR code of the secret, an SVG document"})
+    issued_at = LocalDateTime()
+    checked_in_at = LocalDateTime(allow_none=True)
+
+
+class TicketsSchema(Schema):
+    reservation_id = fields.Integer()
+    reference = fields.String()
+    tickets = fields.List(fields.Nested(TicketOutSchema))
+
+
+class ReissuedSchema(MessageSchema):
+    ticket = fields.Nested(TicketOutSchema)
+
+
+class CheckInSchema(Schema):
+    secret = Text(required=True, validate=validate.Length(min=1, max=64), metadata={"example": "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"})
+
+
+class CheckedInTicketSchema(Schema):
+    seat = fields.String()
+    seat_type = fields.String(metadata={"enum": list(SEAT_TYPES)})
+    ticket_type = fields.String()
+    reservation_id = fields.Integer()
+    reference = fields.String()
+    showtime_id = fields.Integer()
+    movie_title = fields.String()
+    start_time = LocalDateTime()
+    hall = fields.String()
+    checked_in_at = LocalDateTime()
+
+
+class CheckedInSchema(MessageSchema):
+    ticket = fields.Nested(CheckedInTicketSchema)
 
 
 class HoldSchema(Schema):

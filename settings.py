@@ -1,5 +1,7 @@
 """Settings: the defaults, the environment (and .env), and the generated signing key."""
 
+import hashlib
+import hmac
 import os
 import secrets
 from datetime import timedelta
@@ -63,6 +65,15 @@ DEFAULTS = {
     "HOLD_MAX_SECONDS": 1800,
     # Seats of one showtime a guest may have held or booked at once (admins: no limit).
     "MAX_SEATS_PER_USER_PER_SHOWTIME": 10,
+    # Guests may cancel seats until this many minutes before the start; admins until the start.
+    "CANCELLATION_CUTOFF_MINUTES": 30,
+    # The door admits a ticket from this many minutes before the start until the film ends.
+    "CHECK_IN_OPENS_MINUTES": 60,
+    # Unknown ticket secrets a client address may try (POST /check-ins answering 404).
+    "CHECK_IN_RATE_LIMIT": "30 per minute",
+    # Key of the ticket secrets (see tickets.py); derived from JWT_SECRET_KEY when unset.
+    # Changing it changes every secret shown: issued QR codes stop matching.
+    "TICKET_SECRET_KEY": None,
     "MAX_POSTER_BYTES": 5 * 1024 * 1024,
     # Width x height a poster's header may claim: more is refused before anyone decodes it.
     "MAX_POSTER_PIXELS": 50_000_000,
@@ -121,6 +132,10 @@ ENVIRONMENT = {
     "HOLD_SECONDS": ("HOLD_SECONDS", int),
     "HOLD_MAX_SECONDS": ("HOLD_MAX_SECONDS", int),
     "MAX_SEATS_PER_USER_PER_SHOWTIME": ("MAX_SEATS_PER_USER_PER_SHOWTIME", int),
+    "CANCELLATION_CUTOFF_MINUTES": ("CANCELLATION_CUTOFF_MINUTES", int),
+    "CHECK_IN_OPENS_MINUTES": ("CHECK_IN_OPENS_MINUTES", int),
+    "CHECK_IN_RATE_LIMIT": ("CHECK_IN_RATE_LIMIT", str),
+    "TICKET_SECRET_KEY": ("TICKET_SECRET_KEY", str),
     "MAX_POSTER_BYTES": ("MAX_POSTER_BYTES", int),
     "MAX_POSTER_PIXELS": ("MAX_POSTER_PIXELS", int),
     "POSTER_FOLDER": ("POSTER_FOLDER", str),
@@ -208,6 +223,22 @@ def configure(app):
     config["CLOUDINARY"] = posters.cloudinary_settings(config)
     # Tokens are HMAC-SHA256, the one algorithm auth.check_token accepts.
     config["JWT_ALGORITHM"] = "HS256"
+    for name in ("CANCELLATION_CUTOFF_MINUTES", "CHECK_IN_OPENS_MINUTES"):
+        if not isinstance(config[name], int) or not 0 <= config[name] <= 7 * 24 * 60:
+            raise RuntimeError(f"{name}={config[name]!r} must be a number of minutes from 0 to 10080")
+    config["TICKET_KEY"] = ticket_key(config)
+
+
+def ticket_key(config) -> bytes:
+    """The key ticket secrets are made with: TICKET_SECRET_KEY, else one derived from JWT_SECRET_KEY."""
+    given = config["TICKET_SECRET_KEY"]
+    if given:
+        if len(given.encode()) < MINIMUM_SECRET_BYTES:
+            raise RuntimeError(f"TICKET_SECRET_KEY must be at least {MINIMUM_SECRET_BYTES} bytes long (UTF-8)")
+        return given.encode()
+    secret = config["JWT_SECRET_KEY"]
+    secret = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(secret, b"cinema ticket secrets", hashlib.sha256).digest()
 
 
 def rate_limit_storage_options(config) -> dict:

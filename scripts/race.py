@@ -18,6 +18,11 @@ threads, and checks the database with SQL afterwards:
   killed-answer  a worker is killed after the commit, while it sends the confirmation
                  email (a local stand-in for Resend that stalls for this guest), and
                  the guest retries with the same Idempotency-Key: one booking, replayed
+  check-in       20 scanners send each ticket's secret at once: one 200 per ticket, the
+                 rest 409 "already checked in"
+  partial-cancel the owner gives back overlapping pairs of a six-seat booking from many
+                 threads while others book those seats: each seat given back once, the
+                 total the price of the seats kept, no seat free and held at once
 
 Each scenario runs --rounds times. Prints the status counts and checks per
 round; exits 1 on any violation (a 5xx, a double booking, a half-written
@@ -244,10 +249,10 @@ class Client:
                 pool.map(lambda name: self.login(name, "password123"), names[1:])
             )
 
-    def new_showtime(self, admin, number):
+    def new_showtime(self, admin, number, starts_in=timedelta(days=30)):
         """A showtime of its own hall, with seats A1-A6 and B1-B6."""
         movie = self.ok("POST", "/movies", admin, 201, json={"title": f"Race {number}", "genre": "Drama"})
-        start = (datetime.now(timezone.utc) + timedelta(days=30)).replace(microsecond=0)
+        start = (datetime.now(timezone.utc) + starts_in).replace(microsecond=0)
         showtime = self.ok(
             "POST", "/showtimes", admin, 201,
             json={"movie_id": movie["id"], "start_time": start.isoformat(), "hall": f"Race hall {number}"},
@@ -292,6 +297,11 @@ class Client:
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
             return CONNECTION_ERROR, None, False
         return response.status_code, response.json(), response.headers.get("Idempotent-Replayed") == "true"
+    def cancel_seats(self, headers, reservation_id, seats):
+        return self.call("POST", f"/reservations/{reservation_id}/cancel", headers, json={"seats": seats})
+
+    def check_in(self, headers, secret):
+        return self.call("POST", "/check-ins", headers, json={"secret": secret})
 
 
 def all_at_once(calls):
@@ -321,15 +331,15 @@ OVERLAPPING_LIFETIMES = f"""
     JOIN reservations ra ON ra.id = a.reservation_id
     JOIN reservation_seats b ON b.seat_id = a.seat_id AND b.reservation_id > a.reservation_id
     JOIN reservations rb ON rb.id = b.reservation_id
-    WHERE rb.created_at < COALESCE({LIFETIME_END.format(r="ra")}, '9999-12-31')
-      AND ra.created_at < COALESCE({LIFETIME_END.format(r="rb")}, '9999-12-31')"""
+    WHERE rb.created_at < COALESCE(a.cancelled_at, {LIFETIME_END.format(r="ra")}, '9999-12-31')
+      AND ra.created_at < COALESCE(b.cancelled_at, {LIFETIME_END.format(r="rb")}, '9999-12-31')"""
 
 INVARIANTS = {
     "no seat ever in two active reservations or holds at once": OVERLAPPING_LIFETIMES,
     "no seat in two active reservations": """
         SELECT rs.seat_id FROM reservation_seats rs
         JOIN reservations r ON r.id = rs.reservation_id
-        WHERE r.status = 'confirmed' GROUP BY rs.seat_id HAVING COUNT(*) > 1""",
+        WHERE r.status = 'confirmed' AND rs.cancelled_at IS NULL GROUP BY rs.seat_id HAVING COUNT(*) > 1""",
     "no reservation without seats": """
         SELECT r.id FROM reservations r
         WHERE NOT EXISTS (SELECT 1 FROM reservation_seats rs WHERE rs.reservation_id = r.id)""",
@@ -337,11 +347,13 @@ INVARIANTS = {
         SELECT rs.reservation_id FROM reservation_seats rs
         JOIN reservations r ON r.id = rs.reservation_id
         JOIN seats s ON s.id = rs.seat_id
-        WHERE r.status IN ('confirmed', 'held') AND (s.reservation_id IS NULL OR s.reservation_id <> r.id)""",
+        WHERE r.status IN ('confirmed', 'held') AND rs.cancelled_at IS NULL
+          AND (s.reservation_id IS NULL OR s.reservation_id <> r.id)""",
     "a taken seat belongs to an active reservation or hold that lists it": """
         SELECT s.id FROM seats s
         LEFT JOIN reservations r ON r.id = s.reservation_id
         LEFT JOIN reservation_seats rs ON rs.reservation_id = s.reservation_id AND rs.seat_id = s.id
+                                       AND rs.cancelled_at IS NULL
         WHERE s.reservation_id IS NOT NULL AND (r.status IS NULL OR r.status NOT IN ('confirmed', 'held')
                                                 OR rs.seat_id IS NULL)""",
     "a cancelled, released or expired one has no seat": """
@@ -354,10 +366,6 @@ INVARIANTS = {
     "a hold is confirmed before it expires": """
         SELECT r.id FROM reservations r
         WHERE r.expires_at IS NOT NULL AND r.confirmed_at IS NOT NULL AND r.confirmed_at >= r.expires_at""",
-    "a total is the sum of its lines": """
-        SELECT r.id FROM reservations r
-        WHERE r.total_cents <> (SELECT SUM(rs.price_cents) FROM reservation_seats rs
-                                WHERE rs.reservation_id = r.id)""",
     "one reservation per idempotency key": """
         SELECT k.id FROM idempotency_keys k JOIN reservations booked ON booked.id = k.resource_id
         WHERE (SELECT COUNT(*) FROM reservations r
@@ -366,10 +374,39 @@ INVARIANTS = {
         SELECT k.id FROM idempotency_keys k
         WHERE (k.status IS NULL OR k.status = 201) AND NOT EXISTS (
             SELECT 1 FROM reservations r WHERE r.id = k.resource_id AND r.user_id = k.user_id)""",
-    "the total is the price of every seat": """
-        SELECT r.id FROM reservations r JOIN showtimes sh ON sh.id = r.showtime_id
-        WHERE r.total_cents <> sh.price_cents *
-              (SELECT COUNT(*) FROM reservation_seats rs WHERE rs.reservation_id = r.id)""",
+    "every line at the showtime's price": """
+        SELECT rs.reservation_id FROM reservation_seats rs
+        JOIN reservations r ON r.id = rs.reservation_id JOIN showtimes sh ON sh.id = r.showtime_id
+        WHERE rs.price_cents <> sh.price_cents""",
+    # Cancelled as a whole, a reservation keeps the total of the seats it held until then.
+    "the total is the sum of the lines kept": """
+        SELECT r.id FROM reservations r
+        WHERE r.total_cents <> (SELECT COALESCE(SUM(rs.price_cents), 0) FROM reservation_seats rs
+                                WHERE rs.reservation_id = r.id
+                                  AND (rs.cancelled_at IS NULL OR rs.cancelled_at >= r.cancelled_at))""",
+    "no seat both free and in a line still held": """
+        SELECT s.id FROM seats s JOIN reservation_seats rs ON rs.seat_id = s.id
+        JOIN reservations r ON r.id = rs.reservation_id
+        WHERE r.status = 'confirmed' AND rs.cancelled_at IS NULL AND s.reservation_id IS NULL""",
+    "a cancelled reservation has no line still held": """
+        SELECT rs.reservation_id FROM reservation_seats rs JOIN reservations r ON r.id = rs.reservation_id
+        WHERE r.status = 'cancelled' AND rs.cancelled_at IS NULL""",
+    "one live ticket per seat held": """
+        SELECT rs.reservation_id, rs.seat_id FROM reservation_seats rs
+        JOIN reservations r ON r.id = rs.reservation_id
+        WHERE r.status = 'confirmed' AND rs.cancelled_at IS NULL
+          AND (SELECT COUNT(*) FROM tickets t WHERE t.reservation_id = rs.reservation_id
+               AND t.seat_id = rs.seat_id AND t.voided_at IS NULL) <> 1""",
+    "no live ticket for a seat given back": """
+        SELECT t.id FROM tickets t
+        JOIN reservation_seats rs ON rs.reservation_id = t.reservation_id AND rs.seat_id = t.seat_id
+        JOIN reservations r ON r.id = t.reservation_id
+        WHERE t.voided_at IS NULL AND (rs.cancelled_at IS NOT NULL OR r.status <> 'confirmed')""",
+    "one check-in per ticket seat": """
+        SELECT t.reservation_id, t.seat_id FROM tickets t WHERE t.checked_in_at IS NOT NULL
+        GROUP BY t.reservation_id, t.seat_id HAVING COUNT(*) > 1""",
+    "a checked-in ticket is live": """
+        SELECT t.id FROM tickets t WHERE t.checked_in_at IS NOT NULL AND t.voided_at IS NOT NULL""",
 }
 
 
@@ -781,6 +818,62 @@ def killed_answer(client, database, admin, users, number, violations, server=Non
         violations.check(body["reservation"]["id"] == rows[0][0], f"killed-answer: retry named {body}, database {rows}")
     violations.check(database.owners(showtime_id, ["A3", "A4"]) == dict.fromkeys(["A3", "A4"], rows[0][0] if rows else None),
                      "killed-answer: the seats are not the booking's")
+def check_ins(client, database, admin, users, number, violations):
+    """20 scanners send each of a booking's three secrets at once."""
+    showtime_id = client.new_showtime(admin, number, starts_in=timedelta(minutes=40))  # the door is open
+    guest = users[number % len(users)]
+    status, body = client.book(guest, showtime_id, ["A1", "A2", "A3"])
+    if not violations.check(status == 201, f"check-in: booking answered {status} {body}"):
+        return Counter({status: 1}), showtime_id
+    reservation_id = body["reservation"]["id"]
+    found = client.ok("GET", f"/reservations/{reservation_id}/tickets", guest)["tickets"]
+    statuses = Counter()
+    for ticket in found:
+        answers = all_at_once([lambda secret=ticket["secret"]: client.check_in(admin, secret)] * 20)
+        counted = Counter(status for status, _ in answers)
+        statuses.update(counted)
+        violations.check(counted == {200: 1, 409: 19}, f"check-in {ticket['seat']}: statuses {dict(counted)}")
+        refused = [body["message"] for status, body in answers if status == 409]
+        violations.check(all("already checked in" in message for message in refused), f"check-in: 409s {refused[:2]}")
+    admitted = database.rows(
+        "SELECT COUNT(*) FROM tickets WHERE reservation_id = :id AND checked_in_at IS NOT NULL", id=reservation_id
+    )[0][0]
+    violations.check(admitted == 3, f"check-in: {admitted} tickets checked in, 3 scanned")
+    return statuses, showtime_id
+
+
+def partial_cancels(client, database, admin, users, number, violations):
+    """The owner gives back overlapping pairs of A1-A6 from 10 threads while 6 others book single seats."""
+    showtime_id = client.new_showtime(admin, number)
+    owner, others = users[0], users[1:7]
+    seats = [f"A{n}" for n in range(1, 7)]
+    status, body = client.book(owner, showtime_id, seats)
+    if not violations.check(status == 201, f"partial-cancel: booking answered {status} {body}"):
+        return Counter({status: 1}), showtime_id
+    reservation_id = body["reservation"]["id"]
+    pairs = [[f"A{n}", f"A{n % 6 + 1}"] for n in range(1, 7)] + [["A1", "A4"], ["A2", "A5"], ["A3", "A6"], ["A6"]]
+    calls = [lambda pair=pair: ("cancel", client.cancel_seats(owner, reservation_id, pair)) for pair in pairs]
+    calls += [lambda user=user, seat=seat: ("book", client.book(user, showtime_id, [seat]))
+              for user, seat in zip(others, seats)]
+    answers = all_at_once(calls)
+    statuses = Counter(f"{kind} {status}" for kind, (status, _) in answers)
+    violations.check(
+        {status for _, (status, _) in answers} <= {200, 201, 409}, f"partial-cancel statuses {dict(statuses)}"
+    )
+    given_back = [seat for kind, (status, body) in answers if kind == "cancel" and status == 200
+                  for seat in body["cancelled_seats"]]
+    violations.check(len(given_back) == len(set(given_back)), f"partial-cancel: a seat given back twice {given_back}")
+    rebooked = [body["reservation"]["seats"][0] for kind, (status, body) in answers if kind == "book" and status == 201]
+    violations.check(set(rebooked) <= set(given_back), f"partial-cancel: booked {rebooked}, given back {given_back}")
+    kept = sorted(set(seats) - set(given_back))
+    state = client.ok("GET", f"/reservations/{reservation_id}", owner)
+    violations.check(sorted(state["seats"]) == kept or state["status"] == "cancelled",
+                     f"partial-cancel: seats {state['seats']}, expected {kept}")
+    violations.check((state["status"] == "cancelled") == (not kept), f"partial-cancel: status {state['status']}")
+    if kept:
+        price = database.rows("SELECT price_cents FROM showtimes WHERE id = :id", id=showtime_id)[0][0]
+        violations.check(round(state["total_price"] * 100) == price * len(kept),
+                         f"partial-cancel: total {state['total_price']} for {kept}")
     return statuses, showtime_id
 
 
@@ -795,6 +888,8 @@ SCENARIOS = [
     ("extend-expiry", extend_expiry),
     ("hold-keyed", hold_keyed),
     ("killed-answer", killed_answer),
+    ("check-in", check_ins),
+    ("partial-cancel", partial_cancels),
 ]
 
 
@@ -822,7 +917,7 @@ def run(database_name, database_url, workdir, rounds):
                 counts = " ".join(f"{status}x{count}" for status, count in sorted(statuses.items(), key=str))
                 verdict = "ok" if len(violations) == before else "VIOLATED: " + "; ".join(violations[before:])
                 took = time.monotonic() - round_started
-                print(f"  {name:<13} round {round_number}: {counts:<40} {took:4.1f} s  {verdict}", flush=True)
+                print(f"  {name:<14} round {round_number}: {counts:<40} {took:4.1f} s  {verdict}", flush=True)
         for line in database.check_invariants(violations):
             print(f"  check {line}")
         charged = dict(database.rows("SELECT id, total_cents FROM reservations WHERE expires_at IS NOT NULL "
@@ -863,7 +958,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", choices=["both", "sqlite", "postgresql"], default="both")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each scenario (default 3)")
+    parser.add_argument("--scenario", action="append", choices=[name for name, _ in SCENARIOS],
+                        help="run only this scenario (repeatable; default: all)")
     args = parser.parse_args()
+    if args.scenario:
+        SCENARIOS[:] = [(name, scenario) for name, scenario in SCENARIOS if name in args.scenario]
     passed = True
     with tempfile.TemporaryDirectory(prefix="cinema-race-") as workdir:
         if args.database in ("both", "postgresql"):

@@ -1,6 +1,7 @@
 """Every endpoint of the HTTP contract, with who may call it: the one list the docs tests check.
 
 Auth: "none" (public), "user" (access token), "admin" (access token of an admin),
+"staff" (access token of door staff or an admin),
 "refresh" (refresh token), "token" (access or refresh token).
 """
 
@@ -12,6 +13,7 @@ CONTRACT_ENDPOINTS = [
     ("GET", "/me", "user"),
     ("GET", "/users", "admin"),
     ("POST", "/users/promote/{user_id}", "admin"),
+    ("POST", "/users/{user_id}/role", "admin"),
     ("POST", "/movies", "admin"),
     ("GET", "/movies", "user"),
     ("GET", "/movies/search", "user"),
@@ -48,6 +50,10 @@ CONTRACT_ENDPOINTS = [
     ("GET", "/reservations", "user"),
     ("GET", "/reservations/{reservation_id}", "user"),
     ("DELETE", "/reservations/{reservation_id}", "user"),
+    ("POST", "/reservations/{reservation_id}/cancel", "user"),
+    ("GET", "/reservations/{reservation_id}/tickets", "user"),
+    ("POST", "/reservations/{reservation_id}/tickets/{seat}/reissue", "user"),
+    ("POST", "/check-ins", "staff"),
     ("GET", "/admin/report", "admin"),
     ("GET", "/health", "none"),
 ]
@@ -65,4 +71,4 @@ PAGINATED = {
 }
 
 # Rate-limited endpoints (429 past their limit).
-RATE_LIMITED = {("POST", "/register"), ("POST", "/login")}
+RATE_LIMITED = {("POST", "/register"), ("POST", "/login"), ("POST", "/check-ins")}

@@ -244,7 +244,7 @@ def test_login_by_username(client, registered):
     assert response.status_code == 200
     body = response.json
     assert set(body) == {"access_token", "refresh_token", "user"}
-    assert body["user"] == {"id": registered["id"], "username": "john_doe", "is_admin": False}
+    assert body["user"] == {"id": registered["id"], "username": "john_doe", "is_admin": False, "role": "user"}
     assert body["access_token"] != body["refresh_token"]
 
 

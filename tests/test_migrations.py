@@ -252,3 +252,52 @@ def test_existing_halls_seats_and_bookings_migrate_to_halls_and_priced_lines(tmp
         assert db.session.scalars(text("SELECT code FROM ticket_types ORDER BY position")).all() == [
             "adult", "child", "senior", "student",
         ]
+
+
+def test_existing_bookings_get_references_tickets_and_cancelled_lines(tmp_path, empty_database):
+    """Every reservation gets a reference; confirmed seats a working ticket; cancelled lines a time."""
+    old = migrated_app(tmp_path, empty_database)
+    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    with old.app_context():
+        upgrade(directory=MIGRATIONS, revision="4cecf3dacef3")
+        statements = [
+            "INSERT INTO users (id, username, username_key, email, password_hash, is_admin, created_at, token_key)"
+            " VALUES (7, 'ann', 'ann', 'ann@example.com', 'x', false, :now, 'k')",
+            "INSERT INTO movies (id, title, genre, created_at) VALUES (1, 'Kept', 'Drama', :now)",
+            "INSERT INTO halls (id, name, name_key, created_at, updated_at) VALUES (1, 'Main', 'main', :now, :now)",
+            "INSERT INTO showtimes (id, movie_id, start_time, end_time, hall, hall_id, price_cents, created_at)"
+            " VALUES (1, 1, :soon, :later, 'Main', 1, 1000, :now)",
+            "INSERT INTO seats (id, showtime_id, label, row, number) VALUES (1, 1, 'A1', 'A', 1), (2, 1, 'A2', 'A', 2),"
+            " (3, 1, 'A3', 'A', 3)",
+            "INSERT INTO reservations (id, user_id, showtime_id, status, total_cents, created_at, updated_at,"
+            " cancelled_at, email_status) VALUES (5, 7, 1, 'confirmed', 2000, :now, :now, NULL, 'sent'),"
+            " (6, 7, 1, 'cancelled', 1000, :now, :now, :now, 'sent')",
+            "INSERT INTO reservation_seats (reservation_id, seat_id, price_cents) VALUES (5, 1, 1000), (5, 2, 1000),"
+            " (6, 3, 1000)",
+            "UPDATE seats SET reservation_id = 5 WHERE id IN (1, 2)",
+        ]
+        times = {"now": now, "soon": now + timedelta(minutes=20), "later": now + timedelta(hours=3)}
+        for statement in statements:
+            db.session.execute(text(statement), times)
+        db.session.commit()
+
+    app = migrated_app(tmp_path, empty_database, AUTO_MIGRATE=True)
+
+    with app.app_context():
+        assert schema_differences() == ([], head_revision())
+        references = db.session.scalars(text("SELECT reference FROM reservations ORDER BY id")).all()
+        tickets = db.session.execute(text("SELECT reservation_id, seat_id FROM tickets ORDER BY seat_id")).all()
+        lines = db.session.execute(text("SELECT seat_id, cancelled_at FROM reservation_seats ORDER BY seat_id")).all()
+        db.session.commit()
+    assert len(set(references)) == 2 and all(len(reference) == 8 for reference in references)
+    assert [tuple(ticket) for ticket in tickets] == [(5, 1), (5, 2)]
+    assert [seat for seat, cancelled_at in lines if cancelled_at is not None] == [3]
+    cinema = Cinema(app.test_client())
+    found = cinema.client.get(f"/reservations?reference={references[0].lower()}", headers=cinema.admin).json
+    assert [reservation["id"] for reservation in found] == [5]
+    shown = cinema.client.get("/reservations/5/tickets", headers=cinema.admin).json["tickets"]
+    assert [ticket["seat"] for ticket in shown] == ["A1", "A2"]
+    admitted = cinema.client.post("/check-ins", json={"secret": shown[0]["secret"]}, headers=cinema.admin)
+    assert admitted.status_code == 200, admitted.json
+    cancelled = cinema.client.get("/reservations/6", headers=cinema.admin).json
+    assert cancelled["seats"] == ["A3"] and cancelled["lines"][0]["cancelled_at"] == cancelled["cancelled_at"]

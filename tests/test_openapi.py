@@ -9,7 +9,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from app import create_app
-from conftest import Cinema, assert_error, test_config, during_outage
+from conftest import ADMIN, Cinema, assert_error, test_config, during_outage
 from contract_endpoints import CONTRACT_ENDPOINTS, PAGINATED, RATE_LIMITED
 from fakes import closed_port_url
 from models import Reservation, db, utcnow
@@ -118,7 +118,7 @@ def test_each_endpoint_lists_the_errors_it_can_return(spec, method, path, auth):
     expected = set(ERROR_STATUSES_EVERYWHERE)
     if auth != "none":
         expected.add("401")
-    if auth == "admin":
+    if auth in ("admin", "staff"):
         expected.add("403")
     if "{" in path:
         expected.add("404")
@@ -375,7 +375,7 @@ def operation_errors(demo, tmp_path):
         body = {"json": {}} if method in {"POST", "PUT"} else {}
         if auth != "none":
             calls[(method, path, 401)] = partial(client.open, url, method=method, **body)
-        if auth == "admin":
+        if auth in ("admin", "staff"):
             calls[(method, path, 403)] = partial(client.open, url, method=method, headers=user, **body)
     showtime_example = demo.example("POST", "/showtimes")
     # In the demo cinema showtime 3 (of movie 3) is booked, reservation 3 is demo_user's and
@@ -470,6 +470,36 @@ def operation_errors(demo, tmp_path):
             ("DELETE", "/holds/{hold_id}", 409): partial(
                 on_expired_hold, demo, lambda hold_id: client.delete(f"/holds/{hold_id}", headers=user)
             ),
+            ("POST", "/users/{user_id}/role", 404): partial(
+                client.post, f"/users/{MISSING}/role", json={"role": "staff"}, headers=admin
+            ),
+            ("POST", "/users/{user_id}/role", 409): partial(demote_yourself, client, admin),
+            ("POST", "/reservations/{reservation_id}/cancel", 400): partial(
+                client.post, "/reservations/1/cancel", json={"seats": ["C9"]}, headers=user
+            ),
+            ("POST", "/reservations/{reservation_id}/cancel", 404): partial(
+                client.post, f"/reservations/{MISSING}/cancel", json={}, headers=user
+            ),
+            ("POST", "/reservations/{reservation_id}/cancel", 409): partial(
+                client.post, "/reservations/3/cancel", json={}, headers=user
+            ),
+            ("POST", "/reservations/{reservation_id}/cancel", 422): partial(
+                key_reused,
+                partial(client.post, f"/reservations/{MISSING}/cancel", json={}),
+                partial(client.post, f"/reservations/{MISSING + 1}/cancel", json={}),
+                {**user, "Idempotency-Key": "cancel-seats-once"},
+            ),
+            ("GET", "/reservations/{reservation_id}/tickets", 404): partial(
+                client.get, f"/reservations/{MISSING}/tickets", headers=user
+            ),
+            ("POST", "/reservations/{reservation_id}/tickets/{seat}/reissue", 409): partial(
+                client.post, "/reservations/3/tickets/A1/reissue", headers=user
+            ),
+            ("POST", "/reservations/{reservation_id}/tickets/{seat}/reissue", 404): partial(
+                client.post, f"/reservations/{MISSING}/tickets/A1/reissue", headers=user
+            ),
+            ("POST", "/check-ins", 404): partial(client.post, "/check-ins", json={"secret": "NOPE"}, headers=admin),
+            ("POST", "/check-ins", 409): partial(check_in_too_early, client, user, admin),
             ("POST", "/upload-poster", 400): partial(client.post, "/upload-poster", **image(b"not an image")),
             ("POST", "/movies/{movie_id}/poster", 400): partial(client.post, "/movies/1/poster", **image(b"not an image")),
             ("POST", "/upload-poster", 415): partial(
@@ -552,7 +582,12 @@ def shared_errors(demo, tmp_path):
 def rate_limited_errors(tmp_path):
     """The 429s of login and registration. Last: an app with rate limits turns them on for all."""
     client = new_app(tmp_path / "limited", RATELIMIT_ENABLED=True).test_client()
+    token = client.post("/login", json={"username": ADMIN["username"], "password": ADMIN["password"]}).json
+    admin = bearer(token["access_token"])
     return {
+        ("POST", "/check-ins", 429): past_the_limit(
+            partial(client.post, "/check-ins", json={"secret": "NOPE"}, headers=admin)
+        ),
         ("POST", "/login", 429): past_the_limit(partial(client.post, "/login", json={})),
         ("POST", "/register", 429): past_the_limit(partial(client.post, "/register", json={})),
     }
@@ -579,6 +614,15 @@ def on_expired_hold(demo, call):
         )
         db.session.commit()
     return call(hold.json["hold"]["id"])
+def demote_yourself(client, admin):
+    me = client.get("/me", headers=admin).json
+    return client.post(f"/users/{me['id']}/role", json={"role": "user"}, headers=admin)
+
+
+def check_in_too_early(client, user, admin):
+    """Demo reservation 1 is for a showtime days ahead: its door is not open yet."""
+    secret = client.get("/reservations/1/tickets", headers=user).json["tickets"][0]["secret"]
+    return client.post("/check-ins", json={"secret": secret}, headers=admin)
 
 
 def twice(call):

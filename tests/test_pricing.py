@@ -131,9 +131,9 @@ def test_a_booking_with_tickets_prices_each_line(cinema, showtime):
     assert response.status_code == 201, response.json
     reservation = response.json["reservation"]
     assert reservation["lines"] == [
-        {"seat": "B2", "seat_type": "standard", "ticket_type": "senior", "price": 8},
-        {"seat": "B3", "seat_type": "standard", "ticket_type": "adult", "price": 10},
-        {"seat": "C1", "seat_type": "premium", "ticket_type": "child", "price": 8.4},
+        {"seat": "B2", "seat_type": "standard", "ticket_type": "senior", "price": 8, "cancelled_at": None},
+        {"seat": "B3", "seat_type": "standard", "ticket_type": "adult", "price": 10, "cancelled_at": None},
+        {"seat": "C1", "seat_type": "premium", "ticket_type": "child", "price": 8.4, "cancelled_at": None},
     ]
     assert reservation["seats"] == ["B2", "B3", "C1"]
     assert reservation["total_price"] == 26.4
