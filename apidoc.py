@@ -261,8 +261,8 @@ HOLD_EXAMPLE = {
     "status": "active",
     "seats": ["G6", "G7"],
     "lines": [
-        {"seat": "G6", "seat_type": "standard", "ticket_type": "adult", "price": 12.0},
-        {"seat": "G7", "seat_type": "standard", "ticket_type": "adult", "price": 12.0},
+        {"seat": "G6", "seat_type": "standard", "ticket_type": "adult", "price": 12.0, "cancelled_at": None},
+        {"seat": "G7", "seat_type": "standard", "ticket_type": "adult", "price": 12.0, "cancelled_at": None},
     ],
     "total_price": 24.0,
     "created_at": "2030-04-20T12:00:00+00:00",
@@ -283,9 +283,12 @@ REPORT_FIGURES_EXAMPLE = {
     "cancelled_reservations": 1,
     "cancelled_tickets": 2,
     "cancelled_revenue": 20.0,
+    "partly_cancelled_reservations": 0,
     "holds_created": 2,
     "holds_confirmed": 1,
     "hold_conversion_percent": 50.0,
+    "checked_in": 2,
+    "attendance_percent": 66.7,
 }
 
 # Examples from the HTTP contract, shown by the docs page and tried by "Try it out";
@@ -366,9 +369,12 @@ EXAMPLES = {
         "utilization_percent": 2.5,
         "cancelled_tickets": 2,
         "cancelled_revenue": 20.0,
+        "partly_cancelled_reservations": 0,
         "holds_created": 2,
         "holds_confirmed": 1,
         "hold_conversion_percent": 50.0,
+        "checked_in": 2,
+        "attendance_percent": 66.7,
         "showtime_count": 1,
         "time_zone": "UTC",
         "movies": [{"movie_id": 1, "movie_title": "Inception", "showtime_count": 1, **REPORT_FIGURES_EXAMPLE}],
@@ -397,8 +403,8 @@ REPORT_CSV_CONTENT = {
     "schema": {"type": "string", "description": "UTF-8 with a byte order mark, CRLF line ends, a header row"},
     "example": "showtime_id,movie_id,movie_title,start_time,day,hall,seats_total,seats_booked,"
     "utilization_percent,reservations,revenue,cancelled_reservations,cancelled_tickets,cancelled_revenue,"
-    "holds_created,holds_confirmed,hold_conversion_percent\r\n"
-    "3,1,Inception,2030-05-01T18:00:00+00:00,2030-05-01,Main,120,3,2.5,2,30.00,1,2,20.00,2,1,50.0\r\n",
+    "partly_cancelled_reservations,holds_created,holds_confirmed,hold_conversion_percent,checked_in,attendance_percent\r\n"
+    "3,1,Inception,2030-05-01T18:00:00+00:00,2030-05-01,Main,120,3,2.5,2,30.00,1,2,20.00,0,2,1,50.0,2,66.7\r\n",
 }
 
 

@@ -353,6 +353,20 @@ class Reservation(db.Model):
         kept = {line.seat_id for line in self.kept_lines}
         return [line.seat.label for line in self.sorted_lines if line.seat_id not in kept]
 
+    def hold_state(self, now: datetime) -> str:
+        """What a hold is at ``now``: "active", "expired", "released" or "confirmed"."""
+        if self.status == HELD:
+            return "active" if self.expires_at > now else EXPIRED
+        if self.status in BOOKING_STATUSES:
+            return "confirmed"
+        return self.status  # expired or released
+
+    def seconds_left(self, now: datetime) -> int:
+        """Whole seconds until an active hold lapses; 0 for any other."""
+        if self.hold_state(now) != "active":
+            return 0
+        return int((self.expires_at - now).total_seconds())
+
 
 class Ticket(db.Model):
     """One issued ticket secret for a seat of a reservation (see tickets.py).
@@ -376,21 +390,6 @@ class Ticket(db.Model):
     voided_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     checked_in_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     checked_in_by: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
-
-    def hold_state(self, now: datetime) -> str:
-        """What a hold is at ``now``: "active", "expired", "released" or "confirmed"."""
-        if self.status == HELD:
-            return "active" if self.expires_at > now else EXPIRED
-        if self.status in BOOKING_STATUSES:
-            return "confirmed"
-        return self.status  # expired or released
-
-    def seconds_left(self, now: datetime) -> int:
-        """Whole seconds until an active hold lapses; 0 for any other."""
-        if self.hold_state(now) != "active":
-            return 0
-        return int((self.expires_at - now).total_seconds())
-
 
 def holds_seats(now: datetime):
     """SQL: this reservation still has its seats at ``now`` (booked, or held and not lapsed)."""

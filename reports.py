@@ -5,8 +5,11 @@ What is counted (money in integer cents, summed in SQL):
 - a ticket sold is a line of a confirmed reservation; revenue is what those lines were
   sold for (the prices frozen at booking), so the seat type and ticket type breakdowns
   add up to the totals exactly;
-- a cancellation is a whole reservation cancelled: its lines are cancelled tickets,
-  their prices the cancelled revenue; held reservations count in neither;
+- a cancelled ticket is a line given back (``cancelled_at``), alone or with its whole
+  reservation; its price counts as cancelled revenue; a reservation cancelled as a whole
+  counts in ``cancelled_reservations``, one still confirmed that gave seats back in
+  ``partly_cancelled_reservations``; holds never confirmed count in neither;
+- attendance: the tickets the door checked in, and their share of the tickets sold;
 - a day is the local date of a showtime's start in the cinema's time zone
   (CINEMA_TIMEZONE): a showtime at 00:30 on the 16th in Berlin is on the 16th, though
   it starts at 23:30 UTC on the 15th.
@@ -20,9 +23,9 @@ then summed per movie, per day and in total in Python (exact: integers).
 
 Adding a figure: a count per reservation goes into ``bookings_per_showtime`` and
 ``BOOKING_COUNTS`` (as the holds do); a count per ticket line into
-``lines_per_showtime`` and ``LINE_COUNTS`` (lines cancelled on their own, see
-``LINE_SOLD``); a count from another table gets a per-showtime subquery joined like
-``seats`` and its name in ``SHOWTIME_COUNTS`` (tickets checked in). Then a field in
+``lines_per_showtime`` and ``LINE_COUNTS``; a count from another table gets a
+per-showtime subquery joined like ``seats`` and its name in ``SHOWTIME_COUNTS`` (as
+``checked_in`` does). Then a field in
 ``schemas.ReportFiguresSchema``, named in ``REPORT_FIGURES``: the showtime rows, the
 movies, the days, the totals and the CSV carry it. A ratio of two counts (a hold
 conversion rate) goes into ``add_ratios``.
@@ -33,7 +36,7 @@ import io
 from collections import defaultdict
 
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import exists, func, or_, select
 
 import schemas as s
 from models import (
@@ -45,6 +48,7 @@ from models import (
     Reservation,
     Seat,
     Showtime,
+    Ticket,
     db,
     hall_key,
     reservation_seats,
@@ -59,14 +63,20 @@ CANCELLED_WHOLE = Reservation.status == CANCELLED
 # confirmed_at and counts as sold or cancelled like any booking.
 HOLD = Reservation.expires_at.is_not(None)
 HOLD_CONFIRMED = HOLD & Reservation.confirmed_at.is_not(None)
-# A ticket line sold, and one given back. With lines cancelled on their own (a
-# ``cancelled_at`` per line), a sold line is also one without it, and a line given back
-# is one of a cancelled reservation or one with it.
-LINE_SOLD = SOLD
-LINE_CANCELLED = CANCELLED_WHOLE
+# A ticket line sold, and one given back: lines are cancelled on their own (a
+# ``cancelled_at`` per line, set for every line when a whole booking is cancelled).
+LINE_GIVEN_BACK = reservation_seats.c.cancelled_at.is_not(None)
+LINE_SOLD = SOLD & ~LINE_GIVEN_BACK
+LINE_CANCELLED = LINE_GIVEN_BACK | CANCELLED_WHOLE
+# A booking still confirmed that gave some of its seats back.
+PARTLY_CANCELLED = SOLD & exists().where(
+    reservation_seats.c.reservation_id == Reservation.id, reservation_seats.c.cancelled_at.is_not(None)
+)
 # A showtime's own counts (one value per showtime): its seats, and its reservations'.
-BOOKING_COUNTS = ("reservations", "cancelled_reservations", "holds_created", "holds_confirmed")
-SHOWTIME_COUNTS = ("seats_total", *BOOKING_COUNTS)
+BOOKING_COUNTS = (
+    "reservations", "cancelled_reservations", "partly_cancelled_reservations", "holds_created", "holds_confirmed",
+)
+SHOWTIME_COUNTS = ("seats_total", "checked_in", *BOOKING_COUNTS)
 # Counts per (showtime, seat type, ticket type), added up per showtime.
 LINE_COUNTS = ("tickets_sold", "revenue", "cancelled_tickets", "cancelled_revenue")
 # What adds up from showtimes to movies, days and the totals.
@@ -120,6 +130,7 @@ def bookings_per_showtime():
             Reservation.showtime_id,
             func.count(Reservation.id).filter(SOLD).label("reservations"),
             func.count(Reservation.id).filter(CANCELLED_WHOLE).label("cancelled_reservations"),
+            func.count(Reservation.id).filter(PARTLY_CANCELLED).label("partly_cancelled_reservations"),
             func.count(Reservation.id).filter(HOLD).label("holds_created"),
             func.count(Reservation.id).filter(HOLD_CONFIRMED).label("holds_confirmed"),
         )
@@ -152,6 +163,15 @@ def lines_per_showtime():
 def report_statement(args):
     """Per showtime (filtered by ``args``): its counts, then one row per seat type x ticket type sold."""
     seats = select(Seat.showtime_id, func.count().label("seats_total")).group_by(Seat.showtime_id).subquery()
+    # Attendance: the tickets the door admitted (a checked-in ticket can be neither voided nor cancelled).
+    admitted = (
+        select(Reservation.showtime_id, func.count().label("checked_in"))
+        .select_from(Ticket)
+        .join(Reservation, Reservation.id == Ticket.reservation_id)
+        .where(Ticket.checked_in_at.is_not(None))
+        .group_by(Reservation.showtime_id)
+        .subquery()
+    )
     bookings = bookings_per_showtime()
     lines = lines_per_showtime()
     statement = (
@@ -162,6 +182,7 @@ def report_statement(args):
             Showtime.start_time,
             Showtime.hall,
             func.coalesce(seats.c.seats_total, 0).label("seats_total"),
+            func.coalesce(admitted.c.checked_in, 0).label("checked_in"),
             *(func.coalesce(bookings.c[name], 0).label(name) for name in BOOKING_COUNTS),
             lines.c.seat_type,
             lines.c.ticket_type,
@@ -169,6 +190,7 @@ def report_statement(args):
         )
         .join(Showtime.movie)
         .outerjoin(seats, seats.c.showtime_id == Showtime.id)
+        .outerjoin(admitted, admitted.c.showtime_id == Showtime.id)
         .outerjoin(bookings, bookings.c.showtime_id == Showtime.id)
         .outerjoin(lines, lines.c.showtime_id == Showtime.id)
         # Archived showtimes stay in the report while they have booking history.
@@ -190,6 +212,7 @@ def add_ratios(figures: dict) -> dict:
     """What follows from the counts, for a showtime row and for each sum alike."""
     figures["utilization_percent"] = percent(figures["tickets_sold"], figures["seats_total"])
     figures["hold_conversion_percent"] = percent(figures["holds_confirmed"], figures["holds_created"])
+    figures["attendance_percent"] = percent(figures["checked_in"], figures["tickets_sold"])
     return figures
 
 

@@ -1100,7 +1100,8 @@ class ReportQuerySchema(Schema):
 REPORT_FIGURES = (
     "seats_total", "tickets_sold", "utilization_percent", "reservations", "revenue",
     "cancelled_reservations", "cancelled_tickets", "cancelled_revenue",
-    "holds_created", "holds_confirmed", "hold_conversion_percent",
+    "partly_cancelled_reservations", "holds_created", "holds_confirmed", "hold_conversion_percent",
+    "checked_in", "attendance_percent",
 )
 
 
@@ -1113,11 +1114,16 @@ class ReportFiguresSchema(Schema):
     reservations = fields.Integer(metadata={"description": "Confirmed reservations"})
     revenue = Dollars(metadata={"description": "What the tickets sold were sold for"})
     cancelled_reservations = fields.Integer()
-    cancelled_tickets = fields.Integer(metadata={"description": "Seats of cancelled reservations"})
+    cancelled_tickets = fields.Integer(metadata={"description": "Seats given back, alone or with their reservation"})
     cancelled_revenue = Dollars(metadata={"description": "What the cancelled tickets had been sold for"})
     holds_created = fields.Integer(metadata={"description": "Seat holds made (POST /holds), whatever became of them"})
     holds_confirmed = fields.Integer(metadata={"description": "Holds that became bookings (cancelled since or not)"})
     hold_conversion_percent = fields.Float(metadata={"description": "holds_confirmed / holds_created, one decimal"})
+    partly_cancelled_reservations = fields.Integer(
+        metadata={"description": "Confirmed reservations that gave some of their seats back"}
+    )
+    checked_in = fields.Integer(metadata={"description": "Tickets the door checked in"})
+    attendance_percent = fields.Float(metadata={"description": "checked_in / tickets_sold, one decimal"})
 
 
 class ReportShowtimeSchema(ReportFiguresSchema):

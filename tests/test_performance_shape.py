@@ -114,7 +114,8 @@ def test_lean_report_rows_match_their_schema(app):
 
     figures = {"seats_total": 30, "tickets_sold": 7, "utilization_percent": 23.3, "reservations": 3,
                "revenue": 7050, "cancelled_reservations": 1, "cancelled_tickets": 2, "cancelled_revenue": 1999,
-               "holds_created": 4, "holds_confirmed": 3, "hold_conversion_percent": 75.0}
+               "holds_created": 4, "holds_confirmed": 3, "hold_conversion_percent": 75.0,
+               "partly_cancelled_reservations": 1, "checked_in": 5, "attendance_percent": 71.4}
     empty = dict.fromkeys(figures, 0)
     items = {
         "showtimes": [

@@ -20,6 +20,9 @@ FIGURES = {
     "holds_created",
     "holds_confirmed",
     "hold_conversion_percent",
+    "partly_cancelled_reservations",
+    "checked_in",
+    "attendance_percent",
 }
 # The keys the report always had, then what it gained.
 REPORT_KEYS = {
@@ -42,6 +45,9 @@ REPORT_KEYS = {
     "holds_created",
     "holds_confirmed",
     "hold_conversion_percent",
+    "partly_cancelled_reservations",
+    "checked_in",
+    "attendance_percent",
 }
 SHOWTIME_KEYS = {
     "showtime_id",
@@ -52,7 +58,8 @@ SHOWTIME_KEYS = {
     "utilization_percent",
     "revenue",
 } | {"movie_id", "day", "hall", "reservations", "cancelled_reservations", "cancelled_tickets", "cancelled_revenue"} | {
-    "holds_created", "holds_confirmed", "hold_conversion_percent"}
+    "holds_created", "holds_confirmed", "hold_conversion_percent", "partly_cancelled_reservations", "checked_in",
+    "attendance_percent"}
 
 
 def report(cinema, query=""):
@@ -89,6 +96,9 @@ def test_empty_report(cinema):
         "holds_created": 0,
         "holds_confirmed": 0,
         "hold_conversion_percent": 0,
+        "partly_cancelled_reservations": 0,
+        "checked_in": 0,
+        "attendance_percent": 0,
         "showtime_count": 0,
         "time_zone": "UTC",
         "movies": [],
@@ -361,21 +371,25 @@ def test_totals_per_movie_and_per_local_day(berlin):
         {"day": "2030-01-15", "showtime_count": 2, "seats_total": 40, "tickets_sold": 5, "utilization_percent": 12.5,
          "reservations": 2, "revenue": 56.0, "cancelled_reservations": 0, "cancelled_tickets": 0,
          "cancelled_revenue": 0,
-         "holds_created": 0, "holds_confirmed": 0, "hold_conversion_percent": 0},
+         "holds_created": 0, "holds_confirmed": 0, "hold_conversion_percent": 0,
+         "partly_cancelled_reservations": 0, "checked_in": 0, "attendance_percent": 0},
         {"day": "2030-01-16", "showtime_count": 1, "seats_total": 20, "tickets_sold": 1, "utilization_percent": 5.0,
          "reservations": 1, "revenue": 8.0, "cancelled_reservations": 1, "cancelled_tickets": 2,
          "cancelled_revenue": 16.0,
-         "holds_created": 0, "holds_confirmed": 0, "hold_conversion_percent": 0},
+         "holds_created": 0, "holds_confirmed": 0, "hold_conversion_percent": 0,
+         "partly_cancelled_reservations": 0, "checked_in": 0, "attendance_percent": 0},
     ]
     assert body["movies"] == [
         {"movie_id": alien["id"], "movie_title": "alien", "showtime_count": 1, "seats_total": 20, "tickets_sold": 3,
          "utilization_percent": 15.0, "reservations": 1, "revenue": 36.0, "cancelled_reservations": 0,
          "cancelled_tickets": 0, "cancelled_revenue": 0,
-         "holds_created": 0, "holds_confirmed": 0, "hold_conversion_percent": 0},
+         "holds_created": 0, "holds_confirmed": 0, "hold_conversion_percent": 0,
+         "partly_cancelled_reservations": 0, "checked_in": 0, "attendance_percent": 0},
         {"movie_id": heat["id"], "movie_title": "Heat", "showtime_count": 2, "seats_total": 40, "tickets_sold": 3,
          "utilization_percent": 7.5, "reservations": 2, "revenue": 28.0, "cancelled_reservations": 1,
          "cancelled_tickets": 2, "cancelled_revenue": 16.0,
-         "holds_created": 0, "holds_confirmed": 0, "hold_conversion_percent": 0},
+         "holds_created": 0, "holds_confirmed": 0, "hold_conversion_percent": 0,
+         "partly_cancelled_reservations": 0, "checked_in": 0, "attendance_percent": 0},
     ]
     assert (body["showtime_count"], body["seats_total"], body["utilization_percent"]) == (3, 60, 10.0)
     # A from/to bound in local time cuts between the two local days.

@@ -11,9 +11,12 @@ CSV_HEADER = [
     "showtime_id", "movie_id", "movie_title", "start_time", "day", "hall", "seats_total", "seats_booked",
     "utilization_percent", "reservations", "revenue", "cancelled_reservations", "cancelled_tickets",
     "cancelled_revenue",
+    "partly_cancelled_reservations",
     "holds_created",
     "holds_confirmed",
     "hold_conversion_percent",
+    "checked_in",
+    "attendance_percent",
 ]
 
 
@@ -56,9 +59,9 @@ def test_format_csv_answers_the_per_showtime_rows(cinema, booked):
     assert rows[0] == CSV_HEADER
     assert rows[1:] == [
         [str(first["id"]), str(first["movie_id"]), "Amélie", first["start_time"], first["start_time"][:10],
-         "Main", "20", "3", "15.0", "1", "30.15", "1", "1", "10.05", "0", "0", "0.0"],
+         "Main", "20", "3", "15.0", "1", "30.15", "1", "1", "10.05", "0", "0", "0", "0.0", "0", "0.0"],
         [str(second["id"]), str(second["movie_id"]), "Heat", second["start_time"], second["start_time"][:10],
-         "Studio 2", "20", "0", "0.0", "0", "0.00", "0", "0", "0.00", "0", "0", "0.0"],
+         "Studio 2", "20", "0", "0.0", "0", "0.00", "0", "0", "0.00", "0", "0", "0", "0.0", "0", "0.0"],
     ]
 
 

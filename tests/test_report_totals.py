@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import DateTime, bindparam, insert, text
+from sqlalchemy import DateTime, bindparam, insert, text, update
 
 from app import create_app
 from conftest import Cinema, test_config
@@ -195,7 +195,33 @@ class DataSet:
                     assert client.delete(f"/reservations/{hold_id}", headers=headers).status_code == 200
             elif number % 3 == 1:
                 assert client.delete(f"/holds/{hold_id}", headers=headers).status_code == 200
+        # Seats given back alone: one of each of five three-seat bookings.
+        three_seats = [entry for number, entry in enumerate(booked) if number % 3 == 2 and number % 4]  # not cancelled
+        for reservation_id, headers in three_seats[:5]:
+            seats = client.get(f"/reservations/{reservation_id}", headers=headers).json["seats"]
+            given = client.post(f"/reservations/{reservation_id}/cancel", json={"seats": seats[:1]}, headers=headers)
+            assert given.status_code == 200, given.json
+        self.check_in_some()
         return len(booked)
+
+    def check_in_some(self):
+        """A showtime about to start: three tickets booked, two of them admitted at the door."""
+        client, showtime = self.cinema.client, self.showtimes[-1]
+        with self.app.app_context():
+            db.session.execute(
+                update(Showtime).where(Showtime.id == showtime["id"])
+                .values(start_time=datetime.now(timezone.utc) + timedelta(minutes=45), deleted_at=None)
+            )
+            db.session.commit()
+        showtime["deleted_at"] = None
+        headers = self.users[0][1]
+        seats = [self.free[showtime["id"]].pop() for _ in range(3)]
+        booked = client.post("/reservations", json={"showtime_id": showtime["id"], "seats": seats}, headers=headers)
+        assert booked.status_code == 201, booked.json
+        tickets = client.get(f"/reservations/{booked.json['reservation']['id']}/tickets", headers=headers).json
+        for ticket in tickets["tickets"][:2]:
+            admitted = client.post("/check-ins", json={"secret": ticket["secret"]}, headers=self.cinema.admin)
+            assert admitted.status_code == 200, admitted.json
 
 
 @pytest.fixture
@@ -207,12 +233,14 @@ def berlin_cinema(tmp_path):
 
 # ---- the figures again, in plain SQL ------------------------------------------------------
 
+SOLD_LINE = "r.status = 'confirmed' AND rs.cancelled_at IS NULL"
+GIVEN_BACK = "(rs.cancelled_at IS NOT NULL OR r.status = 'cancelled')"
 LINES = (
     "SELECT {key} AS k, "
-    "SUM(CASE WHEN r.status = 'confirmed' THEN 1 ELSE 0 END), "
-    "SUM(CASE WHEN r.status = 'confirmed' THEN rs.price_cents ELSE 0 END), "
-    "SUM(CASE WHEN r.status = 'cancelled' THEN 1 ELSE 0 END), "
-    "SUM(CASE WHEN r.status = 'cancelled' THEN rs.price_cents ELSE 0 END) "
+    f"SUM(CASE WHEN {SOLD_LINE} THEN 1 ELSE 0 END), "
+    f"SUM(CASE WHEN {SOLD_LINE} THEN rs.price_cents ELSE 0 END), "
+    f"SUM(CASE WHEN {GIVEN_BACK} THEN 1 ELSE 0 END), "
+    f"SUM(CASE WHEN {GIVEN_BACK} THEN rs.price_cents ELSE 0 END) "
     "FROM reservation_seats rs JOIN reservations r ON r.id = rs.reservation_id "
     "JOIN showtimes s ON s.id = r.showtime_id WHERE {where} GROUP BY 1"
 )
@@ -222,15 +250,21 @@ RESERVATIONS = (
     "SUM(CASE WHEN r.status = 'cancelled' THEN 1 ELSE 0 END), "
     "SUM(CASE WHEN r.status = 'confirmed' THEN r.total_cents ELSE 0 END), "
     "SUM(CASE WHEN r.expires_at IS NOT NULL THEN 1 ELSE 0 END), "
-    "SUM(CASE WHEN r.expires_at IS NOT NULL AND r.status IN ('confirmed', 'cancelled') THEN 1 ELSE 0 END) "
+    "SUM(CASE WHEN r.expires_at IS NOT NULL AND r.status IN ('confirmed', 'cancelled') THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN r.status = 'confirmed' AND EXISTS (SELECT 1 FROM reservation_seats x "
+    "WHERE x.reservation_id = r.id AND x.cancelled_at IS NOT NULL) THEN 1 ELSE 0 END) "
     "FROM reservations r JOIN showtimes s ON s.id = r.showtime_id WHERE {where} GROUP BY 1"
 )
 SEATS = "SELECT {key} AS k, COUNT(*) FROM seats JOIN showtimes s ON s.id = seats.showtime_id WHERE {where} GROUP BY 1"
+CHECKED_IN = (
+    "SELECT {key} AS k, COUNT(*) FROM tickets t JOIN reservations r ON r.id = t.reservation_id "
+    "JOIN showtimes s ON s.id = r.showtime_id WHERE t.checked_in_at IS NOT NULL AND {where} GROUP BY 1"
+)
 SHOWTIME_COUNT = "SELECT {key} AS k, COUNT(*) FROM showtimes s WHERE {where} GROUP BY 1"
 TYPES = (
     "SELECT rs.{column}, COUNT(*), SUM(rs.price_cents) FROM reservation_seats rs "
     "JOIN reservations r ON r.id = rs.reservation_id JOIN showtimes s ON s.id = r.showtime_id "
-    "WHERE r.status = 'confirmed' AND {where} GROUP BY rs.{column}"
+    "WHERE r.status = 'confirmed' AND rs.cancelled_at IS NULL AND {where} GROUP BY rs.{column}"
 )
 LISTED = "(s.deleted_at IS NULL OR EXISTS (SELECT 1 FROM reservations x WHERE x.showtime_id = s.id))"
 
@@ -282,7 +316,7 @@ def expected_figures(filters, key, key_params=None) -> dict:
         return figures.setdefault(str(k), dict.fromkeys(
             ("showtime_count", "seats_total", "tickets_sold", "revenue", "cancelled_tickets", "cancelled_revenue",
              "reservations", "cancelled_reservations", "reservation_totals", "holds_created",
-             "holds_confirmed"), 0))
+             "holds_confirmed", "partly_cancelled_reservations", "checked_in"), 0))
 
     for k, count in run(SHOWTIME_COUNT.format(key=key, where=where), params):
         at(k)["showtime_count"] = count
@@ -291,9 +325,13 @@ def expected_figures(filters, key, key_params=None) -> dict:
     for k, sold, revenue, cancelled, cancelled_revenue in run(LINES.format(key=key, where=where), params):
         at(k).update(tickets_sold=sold, revenue=revenue, cancelled_tickets=cancelled,
                      cancelled_revenue=cancelled_revenue)
-    for k, confirmed, cancelled, totals, holds, holds_confirmed in run(RESERVATIONS.format(key=key, where=where), params):
+    for k, confirmed, cancelled, totals, holds, holds_confirmed, partly in run(
+        RESERVATIONS.format(key=key, where=where), params
+    ):
         at(k).update(reservations=confirmed, cancelled_reservations=cancelled, reservation_totals=totals,
-                     holds_created=holds, holds_confirmed=holds_confirmed)
+                     holds_created=holds, holds_confirmed=holds_confirmed, partly_cancelled_reservations=partly)
+    for k, count in run(CHECKED_IN.format(key=key, where=where), params):
+        at(k)["checked_in"] = count
     return figures
 
 
@@ -316,7 +354,8 @@ def reported(item, names) -> dict:
 
 MONEY = ("revenue", "cancelled_revenue")
 SUMMED = ("seats_total", "tickets_sold", "revenue", "cancelled_tickets", "cancelled_revenue",
-          "reservations", "cancelled_reservations", "holds_created", "holds_confirmed")
+          "reservations", "cancelled_reservations", "holds_created", "holds_confirmed",
+          "partly_cancelled_reservations", "checked_in")
 
 
 def percent(part, whole):
@@ -333,7 +372,8 @@ def check_group(listed, expected, key_of, showtime_counts=True):
         assert item["hold_conversion_percent"] == Decimal(
             str(percent(figures["holds_confirmed"], figures["holds_created"]))
         )
-        # What the reservations were sold for is what their lines were.
+        assert item["attendance_percent"] == Decimal(str(percent(figures["checked_in"], figures["tickets_sold"])))
+        # What the confirmed reservations cost now is what their lines still held were sold for.
         assert figures["reservation_totals"] == figures["revenue"]
 
 
@@ -354,6 +394,10 @@ def test_the_report_matches_plain_sql_to_the_cent(berlin_cinema):
     data = DataSet(app, cinema)
     data.build()
     assert data.book_through_http() == 24
+    whole = report_of(cinema, "")
+    # The data set holds every kind of figure: partial cancellations, check-ins, holds.
+    assert (whole["partly_cancelled_reservations"], whole["checked_in"]) == (5, 2)
+    assert whole["holds_created"] > whole["holds_confirmed"] >= 3
     assert data.reservations > 2500  # a few thousand bookings, with the ones above
 
     since = datetime.combine(data.first_day + timedelta(days=1), time(14, 30), tzinfo=ZONE)
@@ -370,7 +414,7 @@ def test_the_report_matches_plain_sql_to_the_cent(berlin_cinema):
         ({"hall": "studio 2", "movie_id": data.movies[0]}, {"hall_key": "studio 2", "movie_id": data.movies[0]}),
         ({"hall": "Nowhere"}, {"hall_key": "nowhere"}),
     ]
-    days = [data.first_day + timedelta(days=number) for number in range(-1, 8)]
+    days = [data.first_day + timedelta(days=number) for number in range(-4, 8)]
     for query, filters in cases:
         query = urlencode(query)
         body = report_of(cinema, query)
