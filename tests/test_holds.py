@@ -7,7 +7,7 @@ from sqlalchemy import func, select, update
 
 from app import create_app
 from conftest import Cinema, assert_error, test_config
-from models import EXPIRED, HELD, Reservation, Seat, Showtime, db, utcnow
+from models import EXPIRED, HELD, Reservation, Seat, Showtime, Ticket, db, utcnow
 
 
 @pytest.fixture
@@ -519,3 +519,21 @@ def test_confirming_sends_the_booking_email_once(tmp_path, resend_fake):
     sent = [r for r in resend_fake.requests if r.path == "/emails"]
     assert len(sent) == 1 and "A1" in sent[0].json["text"]
     assert reservation["email_status"] == "sent"
+
+
+def test_a_hold_gets_its_tickets_when_it_is_confirmed(scene):
+    hold_id = scene.hold["id"]
+    assert_error(scene.client.get(f"/reservations/{hold_id}/tickets", headers=scene.ann), 404)
+    assert confirm(scene.cinema, scene.ann, hold_id).status_code == 201
+    tickets = scene.client.get(f"/reservations/{hold_id}/tickets", headers=scene.ann)
+    assert tickets.status_code == 200, tickets.json
+    assert sorted(ticket["seat"] for ticket in tickets.json["tickets"]) == ["A1", "A2"]
+    assert len({ticket["secret"] for ticket in tickets.json["tickets"]}) == 2
+
+
+def test_a_released_or_lapsed_hold_never_had_tickets(app, scene):
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Ticket)) == 0
+    scene.client.delete(f"/holds/{scene.hold['id']}", headers=scene.ann)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Ticket)) == 0
