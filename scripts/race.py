@@ -818,6 +818,9 @@ def killed_answer(client, database, admin, users, number, violations, server=Non
         violations.check(body["reservation"]["id"] == rows[0][0], f"killed-answer: retry named {body}, database {rows}")
     violations.check(database.owners(showtime_id, ["A3", "A4"]) == dict.fromkeys(["A3", "A4"], rows[0][0] if rows else None),
                      "killed-answer: the seats are not the booking's")
+    return statuses, showtime_id
+
+
 def check_ins(client, database, admin, users, number, violations):
     """20 scanners send each of a booking's three secrets at once."""
     showtime_id = client.new_showtime(admin, number, starts_in=timedelta(minutes=40))  # the door is open
