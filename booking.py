@@ -37,7 +37,6 @@ from models import (
     CANCELLED,
     CONFIRMED,
     DEFAULT_TICKET_TYPE,
-    EXPIRED,
     HELD,
     RELEASED,
     Hall,
@@ -488,9 +487,7 @@ def cancel_seats(reservation_id: int, user, labels: list[str] | None = None) -> 
     bump_showtime_version(reservation.showtime_id)
     db.session.commit()
     # As it now is, lines included: the answer and the email describe it.
-    reservation = db.session.scalar(
-        reservation_query().where(Reservation.id == reservation_id).execution_options(populate_existing=True)
-    )
+    reservation = fresh_reservation(reservation_id)
     return reservation, [line.seat.label for line in reservation.sorted_lines if line.seat_id in seat_ids]
 
 
