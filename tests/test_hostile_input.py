@@ -593,3 +593,57 @@ def test_hostile_ticket_lists_are_a_400(client, scheduled, caplog, tickets):
 )
 def test_hostile_seat_changes_are_a_400(client, scheduled, body):
     assert_error(client.patch("/showtimes/1/seats", json=body, headers=scheduled.admin), 400)
+
+
+# ---- the door, giving seats back, roles --------------------------------------------
+
+DOOR_AND_BOOKING_BODIES = [
+    '{"secret": "\\ud800"}',
+    '{"secret": "a\\u001bb"}',
+    '{"secret": ' + "9" * 5000 + "}",
+    '{"secret": ["x"]}',
+    '{"secret": "' + "A" * 100_000 + '"}',
+    "[" * 5000 + "]" * 5000,
+]
+
+
+@pytest.mark.parametrize("body", DOOR_AND_BOOKING_BODIES + ['{"secret": null}', "{}"])
+def test_hostile_check_in_bodies_are_400s(client, cinema, body):
+    assert_error(send(client, "POST", "/check-ins", body, cinema.admin), 400)
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"seats": ["\\ud800"]}', '{"seats": ["A\\u001b"]}', '{"seats": [' + "9" * 5000 + "]}", '{"seats": "A1"}',
+     '{"seats": []}', '{"seats": ["A1", "A1"]}', '{"seats": [' + ",".join(['"A1"'] * 20_000) + "]}"],
+)
+def test_hostile_partial_cancel_bodies_are_400s_and_change_nothing(client, scheduled, body):
+    user = scheduled.user()
+    reservation = scheduled.book(user, 1, ["A1", "A2"]).json["reservation"]
+    assert_error(send(client, "POST", f"/reservations/{reservation['id']}/cancel", body, user), 400)
+    assert client.get(f"/reservations/{reservation['id']}", headers=user).json["seats"] == ["A1", "A2"]
+
+
+@pytest.mark.parametrize("body", ['{"role": "\\ud800"}', '{"role": "root"}', '{"role": 1}', '{"role": "staff\\n"}', "{}"])
+def test_hostile_role_bodies_are_400s(client, cinema, body):
+    user = cinema.register()
+    assert_error(send(client, "POST", f"/users/{user['id']}/role", body, cinema.admin), 400)
+
+
+@pytest.mark.parametrize(
+    "method, url",
+    [
+        ("POST", f"/reservations/{HUGE}/cancel"),
+        ("GET", f"/reservations/{HUGE}/tickets"),
+        ("POST", "/reservations/1/tickets/%00A1/reissue"),
+        ("POST", "/reservations/1/tickets/" + "A" * 300 + "/reissue"),
+        ("GET", "/reservations?reference=%ED%A0%80"),
+        ("GET", "/reservations?reference=" + "A" * 1000),
+    ],
+)
+def test_hostile_paths_of_the_ticket_routes_are_4xx(client, scheduled, method, url):
+    user = scheduled.user()
+    scheduled.book(user, 1, ["A1"])
+    response = client.open(url, method=method, json={} if method == "POST" else None, headers=user)
+    assert 400 <= response.status_code < 500
+    assert_error(response, response.status_code)
